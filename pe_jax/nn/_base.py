@@ -1,0 +1,82 @@
+"""The encoding adapter protocol: the four places of DESIGN.md as hooks on one NNX module."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+class Encoding(nnx.Module):
+    """Base class of every positional-encoding adapter; each hook defaults to "does nothing".
+
+    A Transformer calls, in order:
+      1. `positions(tokens_positions, key=...)`: which positions to feed (arange, randomized, ...).
+      2. `embed(x, positions)` once, on the token embeddings (input place).
+      3. per attention layer: `rotate(q, k, q_positions, k_positions)` (query/key place),
+         `bias(q_positions, k_positions)` (logits place, [1|B, H, L, S] float32 or None) and,
+         only when `uses_content` is True, `content_logits(q, k, q_positions, k_positions,
+         mask=...)` ([B, H, L, S] float32, unscaled, added to q.k before 1/sqrt(K)) and
+         `content_values(probs, q_positions, k_positions)` ([B, L, H, K] or None).
+
+    Class attributes describe the adapter so the model can pick fast paths:
+      uses_content: needs the explicit einsum attention path.
+      randomizes_positions: `positions` needs a PRNG key.
+      max_length: largest position + 1 the encoding supports (None = unbounded).
+      supports_decoding: works with the KV-cache decode step.
+      attention_params: learns parameters used by the attention hooks (T5 table, Kerple, FIRE,
+        ...); only such adapters get one instance per layer when the model does not share them.
+    """
+
+    uses_content: bool = False
+    randomizes_positions: bool = False
+    max_length: int | None = None
+    supports_decoding: bool = True
+    attention_params: bool = False
+
+    def positions(self, positions: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
+        """Positions to feed the model; `positions` is the default int32 [B, L] arange."""
+        del key
+        return positions
+
+    def embed(self, x: jax.Array, positions: jax.Array) -> jax.Array:
+        """Input place: x [B, L, D] -> [B, L, D]."""
+        del positions
+        return x
+
+    def rotate(
+        self, q: jax.Array, k: jax.Array, q_positions: jax.Array, k_positions: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        """Query/key place: q [B, L, H, K], k [B, S, H, K] -> same shapes."""
+        del q_positions, k_positions
+        return q, k
+
+    def bias(self, q_positions: jax.Array, k_positions: jax.Array) -> jax.Array | None:
+        """Logits place: float32 [1|B, H, L, S] added after scaling, or None."""
+        del q_positions, k_positions
+        return None
+
+    def content_logits(
+        self,
+        q: jax.Array,
+        k: jax.Array,
+        q_positions: jax.Array,
+        k_positions: jax.Array,
+        *,
+        mask: jax.Array | None = None,
+    ) -> jax.Array | None:
+        """Content x position place: float32 [B, H, L, S], unscaled, or None."""
+        del q, k, q_positions, k_positions, mask
+        return None
+
+    def content_values(
+        self, probs: jax.Array, q_positions: jax.Array, k_positions: jax.Array
+    ) -> jax.Array | None:
+        """Optional value-side term (Shaw et al.): [B, L, H, K] added to probs @ v, or None."""
+        del probs, q_positions, k_positions
+        return None
+
+
+def default_positions(batch_size: int, length: int, offset: int | jax.Array = 0) -> jax.Array:
+    """int32 [B, L] positions offset, offset + 1, ..., offset + L - 1."""
+    return jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32) + offset, (batch_size, length))
