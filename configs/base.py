@@ -1,0 +1,159 @@
+"""The fields every experiment config has, with defaults sized for a 2-core CPU.
+
+Not a config file itself: each task file (configs/copy.py, ...) calls `base_config` and
+`apply_arg`. Published-scale values (PROTOCOLS.md) are noted beside the laptop defaults.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+PRESETS = ("smoke", "published")
+
+
+def task_config(
+    task: str,
+    arg: str | None,
+    *,
+    task_options: dict,
+    lengths: dict,
+    decoder_task_options: dict | None = None,
+) -> ml_collections.ConfigDict:
+    """The config of a task file: base fields, the task's options, its per-protocol lengths.
+
+    Args:
+      task: the task name.
+      arg: the text after ":" in --config=file.py:arg; "protocol=decoder" picks the protocol
+        (default encoder), the rest goes to `apply_arg`.
+      task_options: the task's options.
+      decoder_task_options: options that replace those in the decoder protocol.
+      lengths: {protocol: (train_min, train_max, eval_min, eval_max)}, laptop scale.
+
+    Raises:
+      ValueError: a protocol the task has no lengths for, or a bad `arg`.
+    """
+    items = [i for i in (arg or "").split(",") if i]
+    chosen = [i.split("=", 1)[1] for i in items if i.startswith("protocol=")]
+    protocol = chosen[-1] if chosen else "encoder"
+    if protocol not in lengths:
+        raise ValueError(f"protocol must be one of {tuple(lengths)} for {task}, got {protocol!r}.")
+    config = base_config(task=task, protocol=protocol)
+    config.task_options.update(task_options)
+    if protocol == "decoder":
+        config.task_options.update(decoder_task_options or {})
+    lo, hi, eval_lo, eval_hi = lengths[protocol]
+    config.train.min_length, config.train.max_length = lo, hi
+    config.eval.min_length, config.eval.max_length = eval_lo, eval_hi
+    rest = ",".join(i for i in items if not i.startswith("protocol="))
+    return apply_arg(config, rest)
+
+
+def base_config(*, task: str, protocol: str) -> ml_collections.ConfigDict:
+    """Every field of an experiment config, commented."""
+    c = ml_collections.ConfigDict()
+    c.task = task  # a name from pe_jax.tasks.list_tasks()
+    c.task_options = ml_collections.ConfigDict()  # keyword options of that task
+    c.protocol = protocol  # "encoder" (Deletang/Ruoss) or "decoder" (Kazemnejad)
+    c.seeds = (0,)  # seeds trained together in one vmapped program
+    c.mesh_shape = None  # (seeds, data) device mesh; None = (1, all devices)
+
+    c.model = ml_collections.ConfigDict()
+    c.model.encoding = "rope"  # a name from pe_jax.nn.list_encodings()
+    c.model.encoding_options = ml_collections.ConfigDict()  # keyword options of the encoding
+    c.model.width = 64  # model width D (published encoder protocol: 64)
+    c.model.num_heads = 4  # heads H (published: 8)
+    c.model.num_layers = 2  # blocks (published: 5)
+    c.model.mlp_ratio = 4  # MLP hidden width = mlp_ratio * D (published: 4)
+    c.model.dropout = 0.0  # dropout rate (published encoder protocol: 0.1)
+    c.model.norm = "post" if protocol == "encoder" else "pre"  # LayerNorm placement
+    c.model.share_encoding = True  # one set of attention-place encoding params for all layers
+    c.model.dtype = "float32"  # compute dtype: "float32" or "bfloat16"
+
+    c.train = ml_collections.ConfigDict()
+    c.train.steps = 2000  # optimizer steps (published: 2M encoder / 40k decoder)
+    c.train.batch_size = 32  # examples per seed per step (published: 128 / 64)
+    c.train.min_length = 1  # shortest training input length
+    c.train.max_length = 16  # longest training input length (published: 40 / 20)
+    c.train.learning_rate = 1e-3  # peak learning rate (published: 1e-4..5e-4 / 3e-5)
+    c.train.warmup_steps = 100  # linear warmup steps
+    c.train.schedule = "cosine"  # "constant" or "cosine" decay after warmup
+    c.train.optimizer = "adam"  # "adam" or "adamw"
+    c.train.weight_decay = 0.0  # decoupled weight decay (adamw only)
+    c.train.clip_norm = 1.0  # global gradient-norm clip (None = off)
+    c.train.log_every = 100  # steps between log lines / metrics.jsonl records
+    c.train.checkpoint_every = 500  # steps between Orbax checkpoints
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.lengths = ()  # explicit input lengths; empty = min_length..max_length by stride
+    c.eval.min_length = 1  # first evaluated length
+    c.eval.max_length = 64  # last evaluated length (published: 500 / 40)
+    c.eval.stride = 1  # step of the length grid
+    c.eval.samples = 64  # examples per length
+    c.eval.seed = 0  # evaluation seed: the same examples for every encoding and seed
+    return c
+
+
+def apply_arg(config: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
+    """Applies a comma-separated `arg`: presets ("smoke", "published") and key=value pairs.
+
+    `smoke` runs in seconds (tiny model, few steps); `published` sets the published protocol's
+    scale. key=value pairs set dotted fields, e.g. "smoke,model.encoding=alibi,seeds=0;1".
+
+    Raises:
+      ValueError: an unknown preset or field.
+    """
+    for item in filter(None, (arg or "").split(",")):
+        if "=" in item:
+            key, value = item.split("=", 1)
+            _set(config, key.strip(), value.strip())
+        elif item == "smoke":
+            _smoke(config)
+        elif item == "published":
+            _published(config)
+        else:
+            raise ValueError(f"config argument {item!r} must be one of {PRESETS} or key=value.")
+    return config
+
+
+def _set(config, key: str, text: str) -> None:
+    node = config
+    *parents, leaf = key.split(".")
+    for part in parents:
+        if part not in node:
+            raise ValueError(f"config has no field {key!r}.")
+        node = node[part]
+    if leaf not in node:
+        raise ValueError(f"config has no field {key!r}.")
+    current = node[leaf]
+    if isinstance(current, tuple):
+        node[leaf] = tuple(int(v) for v in text.split(";") if v)
+    elif isinstance(current, bool):
+        node[leaf] = text.lower() in ("1", "true", "yes")
+    elif isinstance(current, int):
+        node[leaf] = int(text)
+    elif isinstance(current, float):
+        node[leaf] = float(text)
+    else:
+        node[leaf] = text
+
+
+def _smoke(c) -> None:
+    c.model.width, c.model.num_heads, c.model.num_layers = 16, 2, 1
+    c.train.steps, c.train.batch_size, c.train.warmup_steps = 20, 8, 0
+    c.train.max_length = 4
+    c.train.log_every, c.train.checkpoint_every = 10, 10
+    c.eval.lengths, c.eval.samples = (1, 2, 4, 8), 8
+
+
+def _published(c) -> None:
+    if c.protocol == "encoder":  # Deletang et al. 2023 / Ruoss et al. 2023
+        c.model.width, c.model.num_heads, c.model.num_layers = 64, 8, 5
+        c.model.dropout, c.model.norm = 0.1, "post"
+        c.train.steps, c.train.batch_size = 2_000_000, 128
+        c.train.learning_rate, c.train.max_length = 1e-4, 40
+        c.eval.min_length, c.eval.max_length = 1, 500
+    else:  # Kazemnejad et al. 2023 (their model is T5-base sized, ~107M parameters)
+        c.model.width, c.model.num_heads, c.model.num_layers = 768, 12, 12
+        c.train.steps, c.train.batch_size, c.train.learning_rate = 40_000, 64, 3e-5
+        c.train.min_length, c.train.max_length = 2, 20
+        c.eval.min_length, c.eval.max_length = 2, 40

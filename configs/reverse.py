@@ -1,0 +1,21 @@
+"""Reverse: output the input backwards (Deletang et al. 2023; Kazemnejad et al. 2023).
+
+  python -m experiments.train --config=configs/reverse.py --workdir=runs/rope
+  python -m experiments.train \
+      --config=configs/reverse.py:smoke,model.encoding=alibi --workdir=runs/s
+
+After ":" come "protocol=encoder|decoder", presets ("smoke", "published") and key=value fields,
+comma-separated. Lengths: encoder train 1..16, eval 1..64 (published 1..40 / 41..500); decoder
+train 2..16, eval 2..32 (published 2..20 / 21..40).
+"""
+
+from configs.base import task_config
+
+
+def get_config(arg: str | None = None):
+    return task_config(
+        "reverse",
+        arg,
+        task_options=dict(num_symbols=2),  # binary alphabet as in Deletang et al.
+        lengths={"encoder": (1, 16, 1, 64), "decoder": (2, 16, 2, 32)},
+    )

@@ -1,0 +1,29 @@
+"""Train one (task, encoding) run, several seeds in one program, and evaluate it per length.
+
+  python -m experiments.train --config=configs/copy.py --workdir=runs/copy_rope \
+      --config.model.encoding=rope
+
+  python -m experiments.train --config=configs/copy.py:smoke --workdir=runs/smoke
+
+Rerunning the same command resumes from the last checkpoint (or does nothing if finished).
+"""
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from pe_jax.training import train_and_evaluate
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for checkpoints, logs and results.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Start afresh if workdir holds another config.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)  # Orbax logs every checkpoint step at INFO
+    train_and_evaluate(_CONFIG.value, _WORKDIR.value, overwrite=_OVERWRITE.value)
+
+
+if __name__ == "__main__":
+    app.run(main)

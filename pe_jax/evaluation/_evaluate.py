@@ -1,0 +1,162 @@
+"""Per-length evaluation in a few padded buckets: one compiled model program per bucket width.
+
+Every length T of the grid is evaluated on `samples` examples from a fixed evaluation key, the
+same for every encoding and seed, so numbers are comparable across runs. The examples of all
+lengths are drawn by one sampler program at the widest width, then cropped to the bucket width
+of their length (the next power of two): the examples do not depend on the bucketing, and
+bucketed evaluation equals unpadded evaluation up to float rounding (padding is masked).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from pe_jax.evaluation._metrics import masked_metrics
+from pe_jax.tasks._base import Batch, Task
+
+METRICS = ("token_accuracy", "exact_match", "loss")
+
+
+def bucket_width(width: int, *, min_width: int = 8) -> int:
+    """The padded width for a sequence of `width` tokens: the next power of two >= width."""
+    return max(min_width, 1 << (int(width) - 1).bit_length())
+
+
+def _per_example_metrics(logits: jax.Array, batch: Batch) -> dict[str, jax.Array]:
+    # Per-example token accuracy, then the mean over examples: each example of a length counts
+    # equally, also for tasks whose answers end early with END (Deletang et al. 2023).
+    mask = batch.loss_mask.astype(jnp.float32)
+    correct = (jnp.argmax(logits, -1) == batch.targets).astype(jnp.float32) * mask
+    n = jnp.maximum(mask.sum(-1), 1.0)
+    pooled = masked_metrics(logits, batch)
+    return {
+        "token_accuracy": (correct.sum(-1) / n).mean(),
+        "exact_match": pooled["exact_match"],
+        "loss": pooled["loss"],
+    }
+
+
+def make_eval_program(graphdef: nnx.GraphDef, *, width: int):
+    """A jitted, seed-vmapped function (params, rest, batch [B, W_max], key) -> metrics [S].
+
+    The batch is cropped to the static `width` inside the program.
+    """
+
+    def one(params, rest, batch, key):
+        batch = jax.tree.map(lambda x: x[:, :width] if x.ndim == 2 else x, batch)
+        model = nnx.merge(graphdef, params, rest)
+        logits = model(
+            batch.inputs,
+            positions=batch.positions[0],
+            mask=batch.valid,
+            deterministic=True,
+            key=key,
+        )
+        return _per_example_metrics(logits, batch)
+
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None)))
+
+
+def evaluate(
+    state: dict,
+    graphdef: nnx.GraphDef,
+    *,
+    task: Task,
+    layout: str,
+    lengths: Sequence[int],
+    samples: int,
+    seed: int = 0,
+    bucketed: bool = True,
+) -> dict:
+    """Per-length metrics of S models (a seed-stacked state) on `task`.
+
+    Args:
+      state: {"params", "rest", ...} with a leading seed axis S (as trained by the runner).
+      graphdef: the model's graph definition.
+      task, layout: what to evaluate; `lengths` are input lengths T (>= 1).
+      samples: examples per length.
+      seed: the evaluation seed: the same examples for every model.
+      bucketed: pad to power-of-two buckets (few programs); False compiles one program per
+        distinct width (the unpadded reference).
+
+    Returns:
+      {"lengths": [n], "widths": [n], "metrics": {name: float array [S, n]},
+       "num_compilations": int}.
+
+    Raises:
+      ValueError: empty or non-positive lengths, samples < 1.
+    """
+    lengths = [int(t) for t in lengths]
+    if not lengths or min(lengths) < 1:
+        raise ValueError(f"lengths must be a non-empty list of ints >= 1, got {lengths[:5]}...")
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}.")
+    widths = [task.width(t, layout) for t in lengths]
+    padded = [bucket_width(w) if bucketed else w for w in widths]
+    max_width = max(padded)
+    sampler = jax.jit(
+        lambda key, t: task.sample(
+            key,
+            batch_size=samples,
+            length=jnp.full((samples,), t, jnp.int32),
+            layout=layout,
+            width=max_width,
+        )
+    )
+    programs: dict[int, object] = {}
+    base_key = jax.random.key(seed)
+    out = {name: [] for name in METRICS}
+    for t, w in zip(lengths, padded, strict=True):
+        key = jax.random.fold_in(base_key, t)
+        batch = sampler(jax.random.fold_in(key, 0), t)
+        if w not in programs:
+            programs[w] = make_eval_program(graphdef, width=w)
+        metrics = programs[w](state["params"], state["rest"], batch, jax.random.fold_in(key, 1))
+        for name in METRICS:
+            out[name].append(metrics[name])
+    metrics = {name: np.asarray(jnp.stack(v, axis=-1), np.float64) for name, v in out.items()}
+    return {
+        "lengths": lengths,
+        "widths": padded,
+        "metrics": metrics,
+        "num_compilations": len(programs) + 1,
+    }
+
+
+def summarize(lengths: Sequence[int], values: np.ndarray, *, train_max: int) -> dict:
+    """In-distribution (T <= train_max) and out-of-distribution (T > train_max) means.
+
+    Args:
+      lengths: [n] input lengths; values: [..., n] a metric per length.
+
+    Returns:
+      {"in_distribution": [...], "out_of_distribution": [...]} means over the last axis
+      (NaN where a side has no length), as nested lists matching values' leading shape.
+    """
+    lengths = np.asarray(lengths)
+    values = np.asarray(values, np.float64)
+    summary = {}
+    for name, sel in (
+        ("in_distribution", lengths <= train_max),
+        ("out_of_distribution", lengths > train_max),
+    ):
+        summary[name] = (
+            values[..., sel].mean(-1) if sel.any() else np.full(values.shape[:-1], np.nan)
+        ).tolist()
+    return summary
+
+
+def bucket_means(lengths: Sequence[int], values: np.ndarray, widths: Sequence[int]) -> dict:
+    """Means of a metric per padded-width bucket: {"<min>-<max>": mean array over [..., bucket]}."""
+    lengths, widths = np.asarray(lengths), np.asarray(widths)
+    values = np.asarray(values, np.float64)
+    out = {}
+    for w in sorted(set(widths.tolist())):
+        sel = widths == w
+        out[f"{lengths[sel].min()}-{lengths[sel].max()}"] = values[..., sel].mean(-1).tolist()
+    return out

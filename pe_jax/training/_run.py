@@ -1,0 +1,261 @@
+"""One run: train S seeds of one (task, encoding) at the training lengths, evaluate at all lengths.
+
+The workdir holds config.json, metrics.jsonl, Orbax checkpoints and, once finished,
+results.json (written atomically). Rerunning the same config in the same workdir resumes from
+the last checkpoint, or returns the finished results without retraining.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from pe_jax.evaluation._evaluate import bucket_means, evaluate, summarize
+from pe_jax.training._mesh import check_divisible, make_mesh
+from pe_jax.training._optim import make_optimizer
+from pe_jax.training._settings import Settings, settings_from_config
+from pe_jax.training._step import make_train_program
+
+RESULTS = "results.json"
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+
+
+class NonFiniteError(FloatingPointError):
+    """The loss or the gradient norm became NaN or Inf; the last good checkpoint is kept."""
+
+
+def write_json_atomic(path: Path, data) -> None:
+    """Writes JSON to a temporary file in the same folder, then renames it over `path`."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _prepare_workdir(workdir: Path, config_dict: dict, overwrite: bool) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    saved = workdir / CONFIG
+    if saved.exists() and json.loads(saved.read_text()) != config_dict:
+        if not overwrite:
+            raise ValueError(
+                f"workdir {workdir} holds a run of a different config; use another workdir or "
+                "pass overwrite=True (--overwrite) to start it afresh."
+            )
+        # Start afresh, but a finished results.json is only replaced by the new finished one.
+        shutil.rmtree(workdir / CHECKPOINTS, ignore_errors=True)
+        (workdir / METRICS).unlink(missing_ok=True)
+    write_json_atomic(saved, config_dict)
+
+
+def _truncate_metrics(path: Path, last_step: int) -> None:
+    """Keeps the log records up to the restored checkpoint (a kill may leave later ones, or a
+    half-written last line), so a resumed log has no duplicates."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("step", -1) <= last_step and "event" not in record:
+            kept.append(line)
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def _format_eta(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Trains the seeds of `config` in one program, evaluates them per length, writes results.
+
+    Args:
+      config: an experiment config (see configs/copy.py for every field).
+      workdir: folder for config.json, metrics.jsonl, checkpoints/ and results.json.
+      overwrite: start afresh when the workdir holds a different config.
+      log: where progress lines go.
+
+    Returns:
+      The results dict also written to results.json.
+
+    Raises:
+      ValueError: an invalid config (before any training), or a workdir holding another config.
+      NonFiniteError: a NaN/Inf loss or gradient; checkpoints up to the last good one remain.
+    """
+    settings = settings_from_config(config)
+    workdir = Path(workdir)
+    config_dict = json.loads(config.to_json())
+    _prepare_workdir(workdir, config_dict, overwrite)
+    results_path = workdir / RESULTS
+    if results_path.exists():
+        results = json.loads(results_path.read_text())
+        if results.get("config") == config_dict:
+            log(f"{workdir}: finished earlier; results.json kept, nothing retrained.")
+            return results
+
+    mesh = make_mesh(settings.mesh_shape)
+    check_divisible(mesh, batch_size=settings.batch_size, num_seeds=len(settings.seeds))
+    with jax.set_mesh(mesh):
+        return _train_and_evaluate(settings, config_dict, workdir, mesh, log)
+
+
+def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> dict:
+    tx = make_optimizer(**s.optimizer)
+    program = make_train_program(
+        model_config=s.model,
+        task=s.task,
+        layout=s.protocol,
+        tx=tx,
+        batch_size=s.batch_size,
+        min_length=s.min_length,
+        max_length=s.max_length,
+        width=s.train_width,
+        mesh=mesh,
+    )
+    keys = jnp.stack([jax.random.key(seed) for seed in s.seeds])
+    manager = ocp.CheckpointManager(
+        (workdir / CHECKPOINTS).absolute(),
+        options=ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=False),
+    )
+    start = manager.latest_step()
+    if start is None:
+        state, start = program.init(keys), 0
+    else:
+        abstract = jax.eval_shape(program.init, keys)
+        state = manager.restore(start, args=ocp.args.StandardRestore(abstract))
+        log(f"resumed from step {start}")
+    _truncate_metrics(workdir / METRICS, start)
+    num_params = sum(int(np.prod(x.shape[1:])) for x in jax.tree.leaves(state["params"]))
+
+    state, timing = _train_loop(program, state, keys, s, start, manager, workdir, log)
+    manager.wait_until_finished()
+
+    t0 = time.perf_counter()
+    ev = evaluate(
+        state,
+        program.graphdef,
+        task=s.task,
+        layout=s.protocol,
+        lengths=s.eval_lengths,
+        samples=s.eval_samples,
+        seed=s.eval_seed,
+    )
+    eval_time = time.perf_counter() - t0
+    metrics = {name: values.tolist() for name, values in ev["metrics"].items()}
+    results = {
+        "config": config_dict,
+        "task": s.task.name,
+        "protocol": s.protocol,
+        "encoding": s.model.encoding,
+        "seeds": list(s.seeds),
+        "train_max_length": s.max_length,
+        "lengths": ev["lengths"],
+        "metrics": metrics,
+        "summary": {
+            name: summarize(ev["lengths"], values, train_max=s.max_length)
+            for name, values in ev["metrics"].items()
+        },
+        "bucket_means": {
+            name: bucket_means(ev["lengths"], values, ev["widths"])
+            for name, values in ev["metrics"].items()
+        },
+        "num_params": num_params,
+        "steps": s.steps,
+        "batch_size": s.batch_size,
+        **timing,
+        "eval_time_s": eval_time,
+        "num_compilations": {
+            "train_step": program.traces[0],
+            "evaluation": ev["num_compilations"],
+        },
+        "jax_version": jax.__version__,
+        "backend": jax.default_backend(),
+        "device_kind": jax.devices()[0].device_kind,
+        "device_count": jax.device_count(),
+        "platform": platform.platform(),
+    }
+    with open(workdir / METRICS, "a") as f:
+        f.write(json.dumps({"step": s.steps, "event": "eval", **results["summary"]}) + "\n")
+    write_json_atomic(workdir / RESULTS, results)
+    ood = results["summary"]["token_accuracy"]["out_of_distribution"]
+    ind = results["summary"]["token_accuracy"]["in_distribution"]
+    log(
+        f"done: in-distribution acc {np.round(ind, 3)}, out-of-distribution acc "
+        f"{np.round(ood, 3)}; compiled {program.traces[0]} training and "
+        f"{ev['num_compilations']} evaluation programs"
+    )
+    return results
+
+
+def _train_loop(program, state, keys, s: Settings, start, manager, workdir, log):
+    """Steps from `start` to `s.steps`, logging every `log_every` and checkpointing."""
+    pending: list[tuple[int, dict]] = []
+    t_start = time.perf_counter()
+    t_first = None  # time after the first (compiling) step
+    steps_run = 0
+    with open(workdir / METRICS, "a") as metrics_file:
+        for step in range(start, s.steps):
+            state, metrics = program.step(state, keys, jnp.int32(step))
+            pending.append((step + 1, metrics))
+            steps_run += 1
+            if t_first is None:
+                jax.block_until_ready(metrics)
+                t_first = time.perf_counter()
+            done = step + 1
+            if done % s.log_every == 0 or done % s.checkpoint_every == 0 or done == s.steps:
+                _flush(pending, metrics_file, done, s, t_first, steps_run, start, log)
+                pending = []
+            if done % s.checkpoint_every == 0 or done == s.steps:
+                manager.save(done, args=ocp.args.StandardSave(state))
+    total = time.perf_counter() - t_start
+    timed_steps = max(steps_run - 1, 1)
+    steady = (time.perf_counter() - t_first) / timed_steps if t_first else float("nan")
+    return state, {
+        "train_time_s": total,
+        "time_per_step_s": steady,
+        "steps_run_this_session": steps_run,
+    }
+
+
+def _flush(pending, metrics_file, done, s: Settings, t_first, steps_run, start, log):
+    """Fetches the pending metrics (one host sync per interval), checks them, logs a line."""
+    fetched = jax.device_get([m for _, m in pending])
+    for (step, _), values in zip(pending, fetched, strict=True):
+        bad = [k for k in ("loss", "grad_norm") if not np.all(np.isfinite(values[k]))]
+        if bad:
+            raise NonFiniteError(
+                f"non-finite {', '.join(bad)} at step {step} (seeds {list(s.seeds)}: "
+                f"loss {values['loss']}); the last good checkpoint is kept."
+            )
+        record = {"step": step, **{k: np.asarray(v).tolist() for k, v in values.items()}}
+        metrics_file.write(json.dumps(record) + "\n")
+    metrics_file.flush()
+    last = fetched[-1]
+    elapsed = time.perf_counter() - t_first if t_first else 0.0
+    rate = (steps_run - 1) / elapsed if elapsed > 0 and steps_run > 1 else float("nan")
+    eta = (s.steps - done) / rate if rate == rate and rate > 0 else 0.0
+    log(
+        f"step {done}/{s.steps}  loss {np.mean(last['loss']):.4f}  "
+        f"acc {np.mean(last['token_accuracy']):.3f}  {rate:.1f} steps/s  "
+        f"ETA {_format_eta(eta)}"
+    )

@@ -1,0 +1,174 @@
+"""From an ml_collections config to validated, typed settings (modules never see a ConfigDict).
+
+Every check runs before any training, and a bad value raises ValueError naming the config field
+(`config.train.batch_size`, ...), the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+from pe_jax.evaluation._evaluate import bucket_width
+from pe_jax.nn._config import TransformerConfig
+from pe_jax.nn._transformer import Transformer
+from pe_jax.tasks import get_task, list_tasks
+from pe_jax.tasks._base import Task
+
+PROTOCOLS = ("encoder", "decoder")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything a run needs, validated. See configs/copy.py for the meaning of each field."""
+
+    task: Task
+    protocol: str
+    model: TransformerConfig
+    seeds: tuple[int, ...]
+    steps: int
+    batch_size: int
+    min_length: int
+    max_length: int
+    train_width: int
+    optimizer: dict[str, Any]
+    log_every: int
+    checkpoint_every: int
+    eval_lengths: tuple[int, ...]
+    eval_samples: int
+    eval_seed: int
+    mesh_shape: tuple[int, int] | None
+
+
+def _get(config, path: str):
+    node = config
+    for part in path.split("."):
+        if part not in node:
+            raise ValueError(f"config.{path} is missing.")
+        node = node[part]
+    return node
+
+
+def _int(config, path: str, *, minimum: int = 1) -> int:
+    value = _get(config, path)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"config.{path} must be an integer >= {minimum}, got {value!r}.")
+    return value
+
+
+def _options(value) -> dict:
+    if isinstance(value, ml_collections.ConfigDict):
+        return value.to_dict()
+    return dict(value or {})
+
+
+def eval_lengths(config) -> tuple[int, ...]:
+    """config.eval.lengths if given, else min_length..max_length with config.eval.stride."""
+    explicit = config.eval.get("lengths")
+    if explicit:
+        lengths = tuple(int(t) for t in explicit)
+    else:
+        lo, hi = _int(config, "eval.min_length"), _int(config, "eval.max_length")
+        if hi < lo:
+            raise ValueError(f"config.eval.max_length ({hi}) must be >= eval.min_length ({lo}).")
+        lengths = tuple(range(lo, hi + 1, _int(config, "eval.stride")))
+    if min(lengths) < 1:
+        raise ValueError(f"config.eval.lengths must be >= 1, got {min(lengths)}.")
+    return lengths
+
+
+def settings_from_config(config: ml_collections.ConfigDict) -> Settings:
+    """Validates `config` and returns typed `Settings`.
+
+    Raises:
+      ValueError: unknown task / encoding / protocol, train_max < 1, eval lengths beyond what
+        the encoding or the model supports, seeds not distinct, ... each naming the field.
+    """
+    name = _get(config, "task")
+    if name not in list_tasks():
+        raise ValueError(f"config.task must be one of {list_tasks()}, got {name!r}.")
+    task = get_task(name, **_options(config.get("task_options")))
+    protocol = _get(config, "protocol")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"config.protocol must be one of {PROTOCOLS}, got {protocol!r}.")
+
+    min_length = _int(config, "train.min_length")
+    max_length = _int(config, "train.max_length")
+    if max_length < min_length:
+        raise ValueError(
+            f"config.train.max_length ({max_length}) must be >= train.min_length ({min_length})."
+        )
+    lengths = eval_lengths(config)
+    longest = max(max(lengths), max_length)
+    needed = task.width(longest, protocol)
+
+    m = config.model
+    dtype = str(m.get("dtype", "float32"))
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"config.model.dtype must be 'float32' or 'bfloat16', got {dtype!r}.")
+    model = TransformerConfig(
+        vocab_size=task.vocab_size,
+        width=_int(config, "model.width"),
+        num_heads=_int(config, "model.num_heads"),
+        num_layers=_int(config, "model.num_layers"),
+        mlp_ratio=_int(config, "model.mlp_ratio"),
+        dropout=float(m.dropout),
+        norm=m.norm,
+        causal=protocol == "decoder",
+        encoding=m.encoding,
+        encoding_options=_options(m.get("encoding_options")),
+        share_encoding=bool(m.share_encoding),
+        dtype=jnp.dtype(dtype),
+    )
+    _check_encoding_reach(model, needed, longest)
+
+    seeds = tuple(int(s) for s in _get(config, "seeds"))
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"config.seeds must be a non-empty list of distinct ints, got {seeds}.")
+    steps = _int(config, "train.steps")
+    t = config.train
+    optimizer = dict(
+        learning_rate=float(t.learning_rate),
+        total_steps=steps,
+        warmup_steps=int(t.warmup_steps),
+        schedule=t.schedule,
+        optimizer=t.optimizer,
+        weight_decay=float(t.weight_decay),
+        clip_norm=None if t.clip_norm is None else float(t.clip_norm),
+    )
+    mesh_shape = config.get("mesh_shape")
+    return Settings(
+        task=task,
+        protocol=protocol,
+        model=model,
+        seeds=seeds,
+        steps=steps,
+        batch_size=_int(config, "train.batch_size"),
+        min_length=min_length,
+        max_length=max_length,
+        train_width=task.width(max_length, protocol),
+        optimizer=optimizer,
+        log_every=_int(config, "train.log_every"),
+        checkpoint_every=_int(config, "train.checkpoint_every"),
+        eval_lengths=lengths,
+        eval_samples=_int(config, "eval.samples"),
+        eval_seed=_int(config, "eval.seed", minimum=0),
+        mesh_shape=None if mesh_shape is None else tuple(mesh_shape),
+    )
+
+
+def _check_encoding_reach(model: TransformerConfig, needed_width: int, longest: int) -> None:
+    """Fails early when the longest padded sequence exceeds what the encoding can address."""
+    padded = bucket_width(needed_width)
+    abstract = nnx.eval_shape(lambda: Transformer(model, rngs=nnx.Rngs(0)))
+    reach = abstract.encoding.max_length
+    if reach is not None and padded > reach:
+        raise ValueError(
+            f"config.model.encoding_options.max_length: encoding {model.encoding!r} addresses "
+            f"{reach} positions, but the longest length {longest} is evaluated at padded width "
+            f"{padded}; raise max_length or lower config.eval.max_length."
+        )

@@ -1,0 +1,128 @@
+"""The training step as a pure function of (state, seed keys, step), vmapped over seeds.
+
+One call trains S independent models (one per seed) in one compiled program: the state's
+leaves carry a leading seed axis, and every random draw of seed s at step t comes from
+`fold_in(key_s, t)`, so a run is a pure function of its config and a resumed run reproduces an
+uninterrupted one. The batch is sampled on device inside the step, with per-example lengths from
+the curriculum padded to one static width, so a whole run compiles a single training program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import optax
+from flax import nnx
+from jax.sharding import Mesh
+
+from pe_jax.evaluation._metrics import masked_metrics
+from pe_jax.nn._config import TransformerConfig
+from pe_jax.nn._transformer import Transformer
+from pe_jax.tasks._base import Task
+from pe_jax.training._mesh import batch_sharding, seed_sharding
+
+# Salts that separate the streams derived from one (seed, step) key.
+_DATA, _LENGTHS, _MODEL = 0, 1, 2
+
+
+def model_split(config: TransformerConfig) -> tuple[nnx.GraphDef, Any]:
+    """The graph definition and the abstract state of a Transformer (no parameters allocated)."""
+    abstract = nnx.eval_shape(lambda: Transformer(config, rngs=nnx.Rngs(0)))
+    graphdef, state = nnx.split(abstract)
+    return graphdef, state
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainProgram:
+    """The compiled pieces of a run: state initialisation and the vmapped training step.
+
+    Attributes:
+      init: seed keys [S] -> state dict {"params", "rest", "opt_state"} with a leading S axis.
+      step: (state, seed keys [S], step int32 scalar) -> (state, metrics dict of [S] arrays);
+        jitted with the state donated.
+      graphdef: the Transformer's graph definition, to rebuild a model from a state's params.
+      traces: a one-element list counting how often `step` was traced, i.e. compiled.
+    """
+
+    init: Callable
+    step: Callable
+    graphdef: nnx.GraphDef
+    traces: list[int]
+
+
+def make_train_program(
+    *,
+    model_config: TransformerConfig,
+    task: Task,
+    layout: str,
+    tx: optax.GradientTransformation,
+    batch_size: int,
+    min_length: int,
+    max_length: int,
+    width: int,
+    mesh: Mesh,
+) -> TrainProgram:
+    """Builds the initialiser and the jitted, seed-vmapped training step.
+
+    Args:
+      model_config: the model.
+      task, layout: what to train on; lengths are uniform over [min_length, max_length] per
+        example, all padded to `width`.
+      tx: the optax optimizer.
+      batch_size: examples per seed per step; divisible by the mesh's "data" axis.
+      mesh: ("seeds", "data") mesh; seeds are split over "seeds", each batch over "data".
+    """
+    graphdef, _ = model_split(model_config)
+
+    def init_one(key):
+        model = Transformer(model_config, rngs=nnx.Rngs(key))
+        _, params, rest = nnx.split(model, nnx.Param, ...)
+        return {"params": params, "rest": rest, "opt_state": tx.init(params)}
+
+    def loss_fn(params, rest, batch, key):
+        model = nnx.merge(graphdef, params, rest)
+        logits = model(
+            batch.inputs,
+            positions=batch.positions[0],  # rows are identical: 1-D keeps biases [1, H, L, S]
+            mask=batch.valid,
+            deterministic=False,
+            key=key,
+        )
+        metrics = masked_metrics(logits, batch)
+        return metrics["loss"], metrics
+
+    traces = [0]
+
+    def step_one(state, seed_key, step):
+        traces[0] += 1  # runs at trace time only: counts compilations of the step
+        key = jax.random.fold_in(seed_key, step)
+        lengths = jax.random.randint(
+            jax.random.fold_in(key, _LENGTHS), (batch_size,), min_length, max_length + 1
+        )
+        batch = task.sample(
+            jax.random.fold_in(key, _DATA),
+            batch_size=batch_size,
+            length=lengths,
+            layout=layout,
+            width=width,
+        )
+        batch = jax.lax.with_sharding_constraint(batch, batch_sharding(mesh))
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        (_, metrics), grads = grad_fn(
+            state["params"], state["rest"], batch, jax.random.fold_in(key, _MODEL)
+        )
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        metrics["grad_norm"] = optax.tree.norm(grads)
+        return {"params": params, "rest": state["rest"], "opt_state": opt_state}, metrics
+
+    seeds = seed_sharding(mesh)
+    init = jax.jit(jax.vmap(init_one), out_shardings=seeds)
+    step = jax.jit(
+        jax.vmap(step_one, in_axes=(0, 0, None), spmd_axis_name="seeds"),
+        donate_argnums=0,
+    )
+    return TrainProgram(init=init, step=step, graphdef=graphdef, traces=traces)

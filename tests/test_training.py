@@ -1,0 +1,175 @@
+"""The experiment runner: seeds in one program, resume, refusal, bad input, NaN, compilations."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
+
+import jax
+import numpy as np
+import pytest
+
+from configs.copy import get_config
+from pe_jax.training import NonFiniteError, check_divisible, train_and_evaluate
+
+
+def tiny(arg="", **overrides):
+    config = get_config("smoke" + ("," + arg if arg else ""))
+    for key, value in overrides.items():
+        node = config
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return config
+
+
+def quiet(_):
+    pass
+
+
+@pytest.fixture(scope="module")
+def two_seed_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("two_seeds")
+    config = tiny(seeds=(0, 1))
+    return workdir, train_and_evaluate(config, workdir, log=quiet)
+
+
+def _final_params(workdir):
+    import orbax.checkpoint as ocp
+
+    manager = ocp.CheckpointManager((workdir / "checkpoints").absolute())
+    step = manager.latest_step()
+    restored = manager.restore(step, args=ocp.args.StandardRestore())
+    return jax.tree.leaves(restored["params"])
+
+
+def test_results_file_has_what_every_run_records(two_seed_run):
+    workdir, results = two_seed_run
+    on_disk = json.loads((workdir / "results.json").read_text())
+    assert on_disk["seeds"] == [0, 1]
+    acc = np.asarray(on_disk["metrics"]["token_accuracy"])
+    assert acc.shape == (2, len(on_disk["lengths"]))
+    assert ((acc >= 0) & (acc <= 1)).all()
+    for key in ("num_params", "train_time_s", "time_per_step_s", "jax_version", "backend"):
+        assert key in on_disk
+    assert on_disk["num_compilations"]["train_step"] == 1  # a whole curriculum, one program
+    # lengths 1, 2, 4 share the width-8 bucket; 8 needs 16: two model programs + the sampler
+    assert on_disk["num_compilations"]["evaluation"] == 3
+    ind = on_disk["summary"]["token_accuracy"]["in_distribution"]
+    train_max = on_disk["train_max_length"]
+    lengths = np.asarray(on_disk["lengths"])
+    np.testing.assert_allclose(ind, acc[:, lengths <= train_max].mean(-1))
+    records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "event" not in r] == list(range(1, 21))
+    assert records[-1]["event"] == "eval"
+
+
+def test_vmapped_seed_equals_single_run(two_seed_run, tmp_path):
+    workdir, _ = two_seed_run
+    train_and_evaluate(tiny(seeds=(1,)), tmp_path, log=quiet)
+    both = _final_params(workdir)
+    single = _final_params(tmp_path)
+    for a, b in zip(both, single, strict=True):
+        np.testing.assert_allclose(a[1], b[0], rtol=2e-4, atol=2e-5)
+    # and the two seeds of the vmapped run are different models
+    assert any(not np.allclose(a[0], a[1]) for a in both)
+
+
+def test_finished_run_is_not_retrained_and_other_config_is_refused(two_seed_run):
+    workdir, results = two_seed_run
+    mtime = (workdir / "results.json").stat().st_mtime_ns
+    again = train_and_evaluate(tiny(seeds=(0, 1)), workdir, log=quiet)
+    assert again == json.loads((workdir / "results.json").read_text())
+    assert (workdir / "results.json").stat().st_mtime_ns == mtime
+    with pytest.raises(ValueError, match="different config"):
+        train_and_evaluate(tiny(seeds=(0, 1), **{"train.steps": 30}), workdir, log=quiet)
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"task": "nope"}, "config.task"),
+        ({"protocol": "sideways"}, "config.protocol"),
+        ({"model.encoding": "nope"}, "encoding"),
+        ({"train.max_length": 0}, "config.train.max_length"),
+        ({"eval.lengths": (1, 400), "model.encoding": "learned"}, "max_length"),
+        ({"seeds": (1, 1)}, "config.seeds"),
+    ],
+)
+def test_bad_config_fails_before_training(tmp_path, overrides, field):
+    with pytest.raises(ValueError, match=field):
+        train_and_evaluate(tiny(**overrides), tmp_path, log=quiet)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_batch_or_seeds_not_divisible_by_mesh():
+    mesh = types.SimpleNamespace(shape={"data": 4, "seeds": 2})
+    with pytest.raises(ValueError, match="batch_size"):
+        check_divisible(mesh, batch_size=6, num_seeds=2)
+    with pytest.raises(ValueError, match="seeds"):
+        check_divisible(mesh, batch_size=8, num_seeds=3)
+    check_divisible(mesh, batch_size=8, num_seeds=4)
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    # A learning rate this large overflows the parameters within a few steps.
+    config = tiny(**{"train.learning_rate": 1e30, "train.clip_norm": None})
+    config.train.checkpoint_every = 1
+    config.train.log_every = 1
+    with pytest.raises(NonFiniteError, match="non-finite"):
+        train_and_evaluate(config, tmp_path, log=quiet)
+    assert not (tmp_path / "results.json").exists()
+    saved = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert saved, "the good steps before the overflow were checkpointed"
+    params = _final_params(tmp_path)
+    assert all(np.isfinite(p).all() for p in params)
+
+
+def _train_cmd(workdir, steps):
+    return [
+        sys.executable,
+        "-m",
+        "experiments.train",
+        "--config=configs/copy.py:smoke",
+        f"--config.train.steps={steps}",
+        "--config.train.checkpoint_every=5",
+        "--config.train.log_every=5",
+        f"--workdir={workdir}",
+    ]
+
+
+def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
+    root = os.path.dirname(os.path.dirname(__file__))
+    steps = 120
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    proc = subprocess.Popen(
+        _train_cmd(killed, steps), cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 240
+    ckpt = killed / "checkpoints"
+    while time.time() < deadline and proc.poll() is None:
+        done = [p for p in ckpt.iterdir() if p.name.isdigit()] if ckpt.exists() else []
+        if any(int(p.name) >= 10 for p in done):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed; raise steps"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "results.json").exists()
+    subprocess.run(_train_cmd(killed, steps), cwd=root, check=True, capture_output=True)
+    config = tiny(**{"train.steps": steps, "train.checkpoint_every": 5, "train.log_every": 5})
+    train_and_evaluate(config, clean, log=quiet)
+    a = json.loads((killed / "results.json").read_text())
+    b = json.loads((clean / "results.json").read_text())
+    assert a["steps_run_this_session"] < steps  # it really resumed
+    np.testing.assert_allclose(a["metrics"]["loss"], b["metrics"]["loss"], rtol=1e-5)
+    assert a["metrics"]["token_accuracy"] == b["metrics"]["token_accuracy"]
+    for x, y in zip(_final_params(killed), _final_params(clean), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    lines = (killed / "metrics.jsonl").read_text().splitlines()
+    logged = [json.loads(line)["step"] for line in lines if "event" not in line]
+    assert logged == list(range(1, steps + 1))  # no duplicated or lost records after resume
