@@ -1,0 +1,24 @@
+"""Flax NNX: encoding adapters by name, attention, the Transformer, KV-cache decoding."""
+
+from pe_jax.nn._attention import Attention, attend, causal_mask
+from pe_jax.nn._base import Encoding
+from pe_jax.nn._config import TransformerConfig
+from pe_jax.nn._decode import decode_step, generate, init_cache
+from pe_jax.nn._registry import encoding_doc, list_encodings, make_encoding
+from pe_jax.nn._transformer import Block, Transformer
+
+__all__ = [
+    "Attention",
+    "Block",
+    "Encoding",
+    "Transformer",
+    "TransformerConfig",
+    "attend",
+    "causal_mask",
+    "decode_step",
+    "encoding_doc",
+    "generate",
+    "init_cache",
+    "list_encodings",
+    "make_encoding",
+]

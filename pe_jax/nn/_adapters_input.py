@@ -62,12 +62,14 @@ class NormalizedEncoding(Encoding):
 
     The second rung of the ladder in Fleetwood 2024, "You could have designed state of the art
     positional encoding". With `length=None` the normaliser is the current sequence length L,
-    so the same offset means different values at different lengths.
+    so the same offset means different values at different lengths; that normaliser is 1 at
+    every KV-cache decode step, so only a fixed `length` supports decoding.
     """
 
     def __init__(self, width: int, *, length: int | None = None):
         self.width = check_positive_int("width", width)
         self.length = None if length is None else check_positive_int("length", length)
+        self.supports_decoding = self.length is not None
 
     def embed(self, x: jax.Array, positions: jax.Array) -> jax.Array:
         length = self.length or x.shape[-2]

@@ -118,7 +118,7 @@ class RandomizedPositions(Encoding):
         self.max_length = check_positive_int("max_length", max_length)
         self.mode = check_choice("mode", mode, ("sorted", "shift"))
         self.uses_content = inner.uses_content
-        self.supports_decoding = inner.supports_decoding
+        self.supports_decoding = False  # a sample per sequence; a decode step sees one position
         self.attention_params = inner.attention_params
 
     def positions(self, positions: jax.Array, *, key: jax.Array | None = None) -> jax.Array:

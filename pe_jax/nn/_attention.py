@@ -1,0 +1,210 @@
+"""Multi-head self-attention with the encoding hooks, a fast path and an explicit path.
+
+Fast path (every encoding without content terms): `jax.nn.dot_product_attention(q, k, v,
+bias=..., mask=...)`, so the backend may pick an XLA, cuDNN or TPU kernel. With the default
+implementation (XLA, the only one on CPU), logits are computed with float32 accumulation
+(`preferred_element_type`), the float32 bias is added in float32, the softmax runs in float32
+and the probabilities are cast back to the value dtype before `probs @ v`: under a bfloat16
+compute dtype only q, k, v, probs and the output are bfloat16. Masked logits are replaced by a
+large finite negative number, so a query row whose keys are all masked gets a uniform (finite)
+average instead of NaN.
+
+Explicit path (encodings with `uses_content`, e.g. Shaw, Transformer-XL, CoPE): the same
+arithmetic written as einsums so that the content terms fit in,
+  logits = (q.k + content_logits) / sqrt(K) + bias,   out = probs @ v + content_values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from pe_jax.nn._base import Encoding
+from pe_jax.nn._config import TransformerConfig
+
+# Same role as the large negative number of jax.nn.dot_product_attention: finite, so fully
+# masked rows give a uniform softmax rather than NaN, and far below any real logit.
+_MASKED = -0.7 * float(jnp.finfo(jnp.float32).max)
+
+
+def causal_mask(q_positions: jax.Array, k_positions: jax.Array) -> jax.Array:
+    """bool [1|B, 1, L, S]: key position <= query position.
+
+    Comparing positions (not indices) makes the same mask serve full passes and KV-cache steps,
+    where query i sits at position offset + i and cache slot j holds position j.
+
+    Args:
+      q_positions: int [L] or [B, L].
+      k_positions: int [S] or [B, S].
+    """
+    q = q_positions if q_positions.ndim == 2 else q_positions[None]
+    k = k_positions if k_positions.ndim == 2 else k_positions[None]
+    return k[:, None, None, :] <= q[:, None, :, None]
+
+
+def combine_masks(*masks: jax.Array | None) -> jax.Array | None:
+    """Logical and of the masks that are not None (broadcasting), or None if all are None."""
+    result = None
+    for mask in masks:
+        if mask is not None:
+            result = mask if result is None else jnp.logical_and(result, mask)
+    return result
+
+
+def attend(
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    *,
+    encoding: Encoding,
+    q_positions: jax.Array,
+    k_positions: jax.Array,
+    bias: jax.Array | None = None,
+    mask: jax.Array | None = None,
+    is_causal: bool = False,
+) -> jax.Array:
+    """Scaled dot-product attention with an encoding's logits and content hooks.
+
+    softmax((q.k + content) / sqrt(K) + bias, masked) @ v + content_values
+    (Vaswani et al. 2017; content terms as in Shaw et al. 2018 and Dai et al. 2019).
+
+    Args:
+      q: [B, L, H, K] (already rotated by the encoding).
+      k, v: [B, S, H, K].
+      encoding: supplies content_logits / content_values when `encoding.uses_content`.
+      q_positions: int [L] or [B, L]; k_positions: int [S] or [B, S] (for the content hooks).
+      bias: float32 [1|B, 1|H, L, S] or None.
+      mask: bool [1|B, 1|H, L, S], True = attend, or None.
+      is_causal: additionally mask key index > query index (only valid when L == S and query i
+        is key i, i.e. a full forward pass); lets the fast path use a causal kernel.
+
+    Returns:
+      [B, L, H, K] in v's dtype.
+    """
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    if not encoding.uses_content:
+        return jax.nn.dot_product_attention(
+            q, k, v, bias=bias, mask=mask, scale=scale, is_causal=is_causal
+        )
+    if is_causal:
+        length = q.shape[1]
+        mask = combine_masks(mask, jnp.tril(jnp.ones((length, length), bool))[None, None])
+    logits = jnp.einsum("blhk,bshk->bhls", q, k, preferred_element_type=jnp.float32)
+    content = encoding.content_logits(q, k, q_positions, k_positions, mask=mask)
+    if content is not None:
+        logits = logits + content.astype(jnp.float32)
+    logits = logits * scale
+    if bias is not None:
+        logits = logits + bias.astype(jnp.float32)
+    if mask is not None:
+        logits = jnp.where(mask, logits, _MASKED)
+    probs = jax.nn.softmax(logits, axis=-1)
+    out = jnp.einsum("bhls,bshk->blhk", probs.astype(v.dtype), v)
+    extra = encoding.content_values(probs, q_positions, k_positions)
+    if extra is not None:
+        out = out + extra.astype(out.dtype)
+    return out
+
+
+class Attention(nnx.Module):
+    """Multi-head self-attention: projections, the encoding's rotate hook, `attend`, output.
+
+    With a KV cache the new keys are rotated at their own positions and then written, so the
+    cache holds rotated keys and old keys are never re-rotated.
+    """
+
+    def __init__(self, config: TransformerConfig, *, rngs: nnx.Rngs):
+        width, heads = config.width, config.num_heads
+        self.num_heads = heads
+        self.head_dim = config.head_dim
+
+        def linear():
+            return nnx.Linear(
+                width,
+                width,
+                use_bias=False,
+                dtype=config.dtype,
+                param_dtype=config.param_dtype,
+                rngs=rngs,
+            )
+
+        self.query, self.key, self.value, self.out = linear(), linear(), linear(), linear()
+
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        encoding: Encoding,
+        positions: jax.Array,
+        bias: jax.Array | None = None,
+        layer_bias: bool = False,
+        mask: jax.Array | None = None,
+        is_causal: bool = False,
+        cache: dict[str, jax.Array] | None = None,
+        cache_index: jax.Array | None = None,
+    ) -> tuple[jax.Array, dict[str, jax.Array] | None]:
+        """Self-attention of x [B, L, D] at `positions` (int [L] or [B, L]).
+
+        Args:
+          x: [B, L, D].
+          encoding: the encoding whose attention hooks this layer uses.
+          positions: int [L] or [B, L], positions of the queries (and of the new keys).
+          bias: precomputed bias (shared encodings), float32 [1|B, H, L, S], or None.
+          layer_bias: compute `encoding.bias(...)` here (per-layer encodings); added to `bias`.
+          mask: bool [1|B, 1, L, S] or None.
+          is_causal: see `attend`; must be False with a cache.
+          cache: {"k", "v": [B, S_max, H, K]} or None; slot j holds position j.
+          cache_index: int [B], first slot written per example (the position offset).
+
+        Returns:
+          (y [B, L, D], updated cache or None).
+        """
+        batch, length, _ = x.shape
+        shape = (batch, length, self.num_heads, self.head_dim)
+        q = self.query(x).reshape(shape)
+        k = self.key(x).reshape(shape)
+        v = self.value(x).reshape(shape)
+        q, k = encoding.rotate(q, k, positions, positions)
+        k_positions = positions
+        if cache is not None:
+            k, v = _write(cache["k"], k, cache_index), _write(cache["v"], v, cache_index)
+            cache = {"k": k, "v": v}
+            k_positions = jnp.arange(k.shape[1], dtype=jnp.int32)
+        if layer_bias:
+            bias = combine_bias(bias, encoding.bias(positions, k_positions))
+        y = attend(
+            q,
+            k,
+            v,
+            encoding=encoding,
+            q_positions=positions,
+            k_positions=k_positions,
+            bias=bias,
+            mask=mask,
+            is_causal=is_causal,
+        )
+        return self.out(y.reshape(batch, length, -1)), cache
+
+
+def combine_bias(a: jax.Array | None, b: jax.Array | None) -> jax.Array | None:
+    """Sum of two optional biases (None is zero)."""
+    if a is None:
+        return b
+    return a if b is None else a + b
+
+
+def _write(cache: jax.Array, new: jax.Array, index: jax.Array) -> jax.Array:
+    """Writes new [B, T, H, K] into cache [B, S, H, K] at slots index[b] .. index[b] + T - 1.
+
+    `lax.dynamic_update_slice` clamps the start so that the update fits: callers keep
+    index + T <= S (checked by `decode_step` when the offset is concrete).
+    """
+    new = new.astype(cache.dtype)
+
+    def one(c, n, i):
+        return jax.lax.dynamic_update_slice(c, n, (i, 0, 0))
+
+    return jax.vmap(one)(cache, new, index)
