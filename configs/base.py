@@ -7,6 +7,7 @@ Not a config file itself: each task file (configs/copy.py, ...) calls `base_conf
 from __future__ import annotations
 
 import ml_collections
+from ml_collections import config_dict
 
 PRESETS = ("smoke", "published")
 
@@ -55,7 +56,8 @@ def base_config(*, task: str, protocol: str) -> ml_collections.ConfigDict:
     c.task_options = ml_collections.ConfigDict()  # keyword options of that task
     c.protocol = protocol  # "encoder" (Deletang/Ruoss) or "decoder" (Kazemnejad)
     c.seeds = (0,)  # seeds trained together in one vmapped program
-    c.mesh_shape = None  # (seeds, data) device mesh; None = (1, all devices)
+    # (seeds, data) device mesh; unset = (1, all devices)
+    c.mesh_shape = config_dict.placeholder(tuple)
 
     c.model = ml_collections.ConfigDict()
     c.model.encoding = "rope"  # a name from pe_jax.nn.list_encodings()
@@ -125,7 +127,7 @@ def _set(config, key: str, text: str) -> None:
     if leaf not in node:
         raise ValueError(f"config has no field {key!r}.")
     current = node[leaf]
-    if isinstance(current, tuple):
+    if isinstance(current, tuple) or node.get_type(leaf) is tuple:
         node[leaf] = tuple(int(v) for v in text.split(";") if v)
     elif isinstance(current, bool):
         node[leaf] = text.lower() in ("1", "true", "yes")

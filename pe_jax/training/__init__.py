@@ -1,5 +1,6 @@
 """Training: optimizer, mesh, the seed-vmapped step, and the resumable run."""
 
+from pe_jax.training._distributed import initialize_distributed, is_primary
 from pe_jax.training._mesh import check_divisible, make_mesh
 from pe_jax.training._optim import make_optimizer, make_schedule
 from pe_jax.training._run import NonFiniteError, train_and_evaluate
@@ -11,6 +12,8 @@ __all__ = [
     "Settings",
     "TrainProgram",
     "check_divisible",
+    "initialize_distributed",
+    "is_primary",
     "make_mesh",
     "make_optimizer",
     "make_schedule",

@@ -7,6 +7,7 @@ the last checkpoint, or returns the finished results without retraining.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -22,6 +23,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from pe_jax.evaluation._evaluate import bucket_means, evaluate, summarize
+from pe_jax.training._distributed import barrier, fetch, is_primary
 from pe_jax.training._mesh import check_divisible, make_mesh
 from pe_jax.training._optim import make_optimizer
 from pe_jax.training._settings import Settings, settings_from_config
@@ -44,19 +46,34 @@ def write_json_atomic(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def _prepare_workdir(workdir: Path, config_dict: dict, overwrite: bool) -> None:
-    workdir.mkdir(parents=True, exist_ok=True)
+def _check_workdir(workdir: Path, config_dict: dict, overwrite: bool) -> bool:
+    """Whether the workdir holds another config (to be started afresh); reads only, on every
+    process, so that a refusal stops all of them.
+
+    Raises:
+      ValueError: another config without `overwrite`.
+    """
     saved = workdir / CONFIG
-    if saved.exists() and json.loads(saved.read_text()) != config_dict:
-        if not overwrite:
-            raise ValueError(
-                f"workdir {workdir} holds a run of a different config; use another workdir or "
-                "pass overwrite=True (--overwrite) to start it afresh."
-            )
-        # Start afresh, but a finished results.json is only replaced by the new finished one.
-        shutil.rmtree(workdir / CHECKPOINTS, ignore_errors=True)
-        (workdir / METRICS).unlink(missing_ok=True)
-    write_json_atomic(saved, config_dict)
+    stale = saved.exists() and json.loads(saved.read_text()) != config_dict
+    if stale and not overwrite:
+        raise ValueError(
+            f"workdir {workdir} holds a run of a different config; use another workdir or "
+            "pass overwrite=True (--overwrite) to start it afresh."
+        )
+    return stale
+
+
+def _prepare_workdir(workdir: Path, config_dict: dict, stale: bool) -> None:
+    """Process 0 alone writes config.json (after clearing a stale run); the others wait until
+    it has, so that none opens checkpoints/ while it is being removed."""
+    if is_primary():
+        workdir.mkdir(parents=True, exist_ok=True)
+        if stale:
+            # Start afresh, but a finished results.json is only replaced by the new finished one.
+            shutil.rmtree(workdir / CHECKPOINTS, ignore_errors=True)
+            (workdir / METRICS).unlink(missing_ok=True)
+        write_json_atomic(workdir / CONFIG, config_dict)
+    barrier("pe_jax:workdir")
 
 
 def _truncate_metrics(path: Path, last_step: int) -> None:
@@ -89,11 +106,17 @@ def train_and_evaluate(
 ) -> dict:
     """Trains the seeds of `config` in one program, evaluates them per length, writes results.
 
+    Runs unchanged on one device, several devices (config.mesh_shape) and several processes:
+    every process calls it with the same config and workdir (a folder all of them see, which
+    Orbax's multi-host checkpointing needs); process 0 alone writes config.json, metrics.jsonl,
+    results.json and log lines, all processes take part in checkpoint saves and restores, and
+    every process returns the same results.
+
     Args:
       config: an experiment config (see configs/copy.py for every field).
       workdir: folder for config.json, metrics.jsonl, checkpoints/ and results.json.
       overwrite: start afresh when the workdir holds a different config.
-      log: where progress lines go.
+      log: where progress lines go (process 0 only).
 
     Returns:
       The results dict also written to results.json.
@@ -103,9 +126,11 @@ def train_and_evaluate(
       NonFiniteError: a NaN/Inf loss or gradient; checkpoints up to the last good one remain.
     """
     settings = settings_from_config(config)
+    if not is_primary():
+        log = _silent
     workdir = Path(workdir)
     config_dict = json.loads(config.to_json())
-    _prepare_workdir(workdir, config_dict, overwrite)
+    stale = _check_workdir(workdir, config_dict, overwrite)
     results_path = workdir / RESULTS
     if results_path.exists():
         results = json.loads(results_path.read_text())
@@ -113,10 +138,16 @@ def train_and_evaluate(
             log(f"{workdir}: finished earlier; results.json kept, nothing retrained.")
             return results
 
+    # Before anything is written: a mesh that cannot hold the run leaves the workdir untouched.
     mesh = make_mesh(settings.mesh_shape)
     check_divisible(mesh, batch_size=settings.batch_size, num_seeds=len(settings.seeds))
+    _prepare_workdir(workdir, config_dict, stale)
     with jax.set_mesh(mesh):
         return _train_and_evaluate(settings, config_dict, workdir, mesh, log)
+
+
+def _silent(_: str) -> None:
+    pass
 
 
 def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> dict:
@@ -144,13 +175,18 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> d
         abstract = jax.eval_shape(program.init, keys)
         state = manager.restore(start, args=ocp.args.StandardRestore(abstract))
         log(f"resumed from step {start}")
-    _truncate_metrics(workdir / METRICS, start)
+    if is_primary():
+        _truncate_metrics(workdir / METRICS, start)
     num_params = sum(int(np.prod(x.shape[1:])) for x in jax.tree.leaves(state["params"]))
 
     state, timing = _train_loop(program, state, keys, s, start, manager, workdir, log)
     manager.wait_until_finished()
 
     t0 = time.perf_counter()
+    if jax.process_count() > 1:
+        # Evaluation programs are plain (unsharded) jits: each process evaluates all seeds on a
+        # host copy of the parameters, so every process computes the same results.
+        state = fetch({"params": state["params"], "rest": state["rest"]})
     ev = evaluate(
         state,
         program.graphdef,
@@ -192,11 +228,16 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> d
         "backend": jax.default_backend(),
         "device_kind": jax.devices()[0].device_kind,
         "device_count": jax.device_count(),
+        "process_count": jax.process_count(),
+        "mesh_shape": [mesh.shape["seeds"], mesh.shape["data"]],
         "platform": platform.platform(),
     }
-    with open(workdir / METRICS, "a") as f:
-        f.write(json.dumps({"step": s.steps, "event": "eval", **results["summary"]}) + "\n")
-    write_json_atomic(workdir / RESULTS, results)
+    if is_primary():
+        with open(workdir / METRICS, "a") as f:
+            f.write(json.dumps({"step": s.steps, "event": "eval", **results["summary"]}) + "\n")
+        write_json_atomic(workdir / RESULTS, results)
+    # A rerun on any process must find results.json, and nobody may leave before it exists.
+    barrier("pe_jax:results")
     ood = results["summary"]["token_accuracy"]["out_of_distribution"]
     ind = results["summary"]["token_accuracy"]["in_distribution"]
     log(
@@ -213,7 +254,8 @@ def _train_loop(program, state, keys, s: Settings, start, manager, workdir, log)
     t_start = time.perf_counter()
     t_first = None  # time after the first (compiling) step
     steps_run = 0
-    with open(workdir / METRICS, "a") as metrics_file:
+    writer = open(workdir / METRICS, "a") if is_primary() else contextlib.nullcontext()
+    with writer as metrics_file:
         for step in range(start, s.steps):
             state, metrics = program.step(state, keys, jnp.int32(step))
             pending.append((step + 1, metrics))
@@ -238,8 +280,12 @@ def _train_loop(program, state, keys, s: Settings, start, manager, workdir, log)
 
 
 def _flush(pending, metrics_file, done, s: Settings, t_first, steps_run, start, log):
-    """Fetches the pending metrics (one host sync per interval), checks them, logs a line."""
-    fetched = jax.device_get([m for _, m in pending])
+    """Fetches the pending metrics (one host sync per interval), checks them, logs a line.
+
+    Every process fetches and checks (so all stop together on a NaN); `metrics_file` is None
+    on processes other than 0, which write nothing.
+    """
+    fetched = fetch([m for _, m in pending])
     for (step, _), values in zip(pending, fetched, strict=True):
         bad = [k for k in ("loss", "grad_norm") if not np.all(np.isfinite(values[k]))]
         if bad:
@@ -247,9 +293,11 @@ def _flush(pending, metrics_file, done, s: Settings, t_first, steps_run, start, 
                 f"non-finite {', '.join(bad)} at step {step} (seeds {list(s.seeds)}: "
                 f"loss {values['loss']}); the last good checkpoint is kept."
             )
-        record = {"step": step, **{k: np.asarray(v).tolist() for k, v in values.items()}}
-        metrics_file.write(json.dumps(record) + "\n")
-    metrics_file.flush()
+        if metrics_file is not None:
+            record = {"step": step, **{k: np.asarray(v).tolist() for k, v in values.items()}}
+            metrics_file.write(json.dumps(record) + "\n")
+    if metrics_file is not None:
+        metrics_file.flush()
     last = fetched[-1]
     elapsed = time.perf_counter() - t_first if t_first else 0.0
     rate = (steps_run - 1) / elapsed if elapsed > 0 and steps_run > 1 else float("nan")

@@ -7,6 +7,7 @@ Every check runs before any training, and a bad value raises ValueError naming t
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 import jax.numpy as jnp
@@ -140,7 +141,6 @@ def settings_from_config(config: ml_collections.ConfigDict) -> Settings:
         weight_decay=float(t.weight_decay),
         clip_norm=None if t.clip_norm is None else float(t.clip_norm),
     )
-    mesh_shape = config.get("mesh_shape")
     return Settings(
         task=task,
         protocol=protocol,
@@ -157,8 +157,38 @@ def settings_from_config(config: ml_collections.ConfigDict) -> Settings:
         eval_lengths=lengths,
         eval_samples=_int(config, "eval.samples"),
         eval_seed=_int(config, "eval.seed", minimum=0),
-        mesh_shape=None if mesh_shape is None else tuple(mesh_shape),
+        mesh_shape=parse_mesh_shape(config.get("mesh_shape")),
     )
+
+
+def parse_mesh_shape(value) -> tuple[int, int] | None:
+    """config.mesh_shape as (seeds, data): None, two ints, or text "2;4", "2,4", "2x4", "(2, 4)".
+
+    Text is accepted because a command line sets the field from a string (`configs/<task>.py:
+    mesh_shape=2;4`). Whether the shape fits the devices is checked by `make_mesh`.
+
+    Raises:
+      ValueError: naming config.mesh_shape, when it is not two positive integers.
+    """
+    if value is None:
+        return None
+    items = re.split(r"[;,x\s()\[\]]+", value.strip()) if isinstance(value, str) else value
+    try:
+        shape = tuple(_whole(v) for v in items if v != "")
+    except (TypeError, ValueError):
+        shape = ()
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(
+            f"config.mesh_shape must be (seeds, data): two positive integers, e.g. (1, 8) or "
+            f'"2;4", or None for (1, all devices); got {value!r}.'
+        )
+    return shape
+
+
+def _whole(v) -> int:
+    if isinstance(v, bool) or (not isinstance(v, str) and int(v) != v):
+        raise ValueError(v)
+    return int(v)
 
 
 def _check_encoding_reach(model: TransformerConfig, needed_width: int, longest: int) -> None:
