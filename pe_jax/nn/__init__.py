@@ -1,6 +1,6 @@
 """Flax NNX: encoding adapters by name, attention, the Transformer, KV-cache decoding."""
 
-from pe_jax.nn._attention import Attention, attend, causal_mask
+from pe_jax.nn._attention import Attention, attend, attention_probs, causal_mask
 from pe_jax.nn._base import Encoding
 from pe_jax.nn._config import TransformerConfig
 from pe_jax.nn._decode import decode_step, generate, init_cache
@@ -14,6 +14,7 @@ __all__ = [
     "Transformer",
     "TransformerConfig",
     "attend",
+    "attention_probs",
     "causal_mask",
     "decode_step",
     "encoding_doc",

@@ -1,24 +1,32 @@
 """Training: optimizer, mesh, the seed-vmapped step, and the resumable run."""
 
 from pe_jax.training._distributed import initialize_distributed, is_primary
+from pe_jax.training._load import LoadedRun, load_run
 from pe_jax.training._mesh import check_divisible, make_mesh
 from pe_jax.training._optim import make_optimizer, make_schedule
 from pe_jax.training._run import NonFiniteError, train_and_evaluate
 from pe_jax.training._settings import Settings, settings_from_config
 from pe_jax.training._step import TrainProgram, make_train_program, model_split
+from pe_jax.training._sweep import SweepRun, expand_sweep, run_sweep, select_runs
 
 __all__ = [
+    "LoadedRun",
     "NonFiniteError",
     "Settings",
+    "SweepRun",
     "TrainProgram",
     "check_divisible",
+    "expand_sweep",
     "initialize_distributed",
     "is_primary",
+    "load_run",
     "make_mesh",
     "make_optimizer",
     "make_schedule",
     "make_train_program",
     "model_split",
+    "run_sweep",
+    "select_runs",
     "settings_from_config",
     "train_and_evaluate",
 ]

@@ -1,0 +1,1 @@
+"""Sweep configs for `python -m experiments.sweep`: tasks x encodings x seeds."""

@@ -1,0 +1,27 @@
+"""Benchmark: every hot path measured against this device's floors (issue 7).
+
+Imports training, evaluation, nn and encodings; nothing in the library imports it.
+"""
+
+from pe_jax.benchmark._model import ReferenceModel
+from pe_jax.benchmark._run import (
+    PRESETS,
+    SECTIONS,
+    BenchmarkConfig,
+    base_encodings,
+    run_benchmark,
+    write_results,
+)
+from pe_jax.benchmark._summary import check_targets, format_table
+
+__all__ = [
+    "PRESETS",
+    "SECTIONS",
+    "BenchmarkConfig",
+    "ReferenceModel",
+    "base_encodings",
+    "check_targets",
+    "format_table",
+    "run_benchmark",
+    "write_results",
+]

@@ -1,0 +1,308 @@
+"""Model-level measurements: the training step per encoding, seeds in one program, host
+dispatch per step, and the evaluation sweep over lengths."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from pe_jax.benchmark._timing import measure_chain
+from pe_jax.evaluation import _evaluate
+from pe_jax.evaluation._evaluate import bucket_width, evaluate
+from pe_jax.nn._config import TransformerConfig
+from pe_jax.tasks import get_task
+from pe_jax.training._mesh import make_mesh
+from pe_jax.training._optim import make_optimizer
+from pe_jax.training._step import TrainProgram, make_train_program
+
+LAYOUT = "encoder"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceModel:
+    """The encoder-protocol model of Deletang et al. 2023 / Ruoss et al. 2023 and its batch.
+
+    Defaults: 5 post-LN blocks, width 64, 8 heads, MLP 4x, dropout 0.1, batch 128, training
+    lengths 1..40 on binary `reverse` (encoder layout: 2 * 40 = 80 slots per example, so a
+    step processes 128 x 80 token slots per seed), Adam with gradient clipping at 1.0.
+    """
+
+    task: str = "reverse"
+    num_layers: int = 5
+    width: int = 64
+    num_heads: int = 8
+    mlp_ratio: int = 4
+    dropout: float = 0.1
+    norm: str = "post"
+    batch_size: int = 128
+    max_length: int = 40
+    learning_rate: float = 1e-4
+
+    def model_config(self, encoding: str, **options) -> TransformerConfig:
+        """The TransformerConfig of this model with `encoding` (bidirectional encoder)."""
+        return TransformerConfig(
+            vocab_size=get_task(self.task).vocab_size,
+            width=self.width,
+            num_heads=self.num_heads,
+            num_layers=self.num_layers,
+            mlp_ratio=self.mlp_ratio,
+            dropout=self.dropout,
+            norm=self.norm,
+            causal=False,
+            encoding=encoding,
+            encoding_options=options,
+        )
+
+    @property
+    def train_width(self) -> int:
+        """Padded width W of a training batch (the slots of the longest training example)."""
+        return get_task(self.task).width(self.max_length, LAYOUT)
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Token slots per seed per step, B x W."""
+        return self.batch_size * self.train_width
+
+
+def build_program(
+    model: ReferenceModel, encoding: str, *, num_seeds: int = 1
+) -> tuple[TrainProgram, dict, jax.Array]:
+    """The runner's seed-vmapped training program for `model`, its initial state and seed keys."""
+    task = get_task(model.task)
+    tx = make_optimizer(learning_rate=model.learning_rate, total_steps=10**9, clip_norm=1.0)
+    program = make_train_program(
+        model_config=model.model_config(encoding),
+        task=task,
+        layout=LAYOUT,
+        tx=tx,
+        batch_size=model.batch_size,
+        min_length=1,
+        max_length=model.max_length,
+        width=model.train_width,
+        mesh=make_mesh(),
+    )
+    keys = jnp.stack([jax.random.key(seed) for seed in range(num_seeds)])
+    return program, program.init(keys), keys
+
+
+def _flops(stage) -> float | None:
+    """Total FLOPs from XLA's cost analysis of a lowered or compiled program (None if absent)."""
+    analysis = stage.cost_analysis()
+    if isinstance(analysis, list | tuple):  # older JAX: one dict per partition
+        analysis = analysis[0] if analysis else None
+    if not analysis or "flops" not in analysis:
+        return None
+    return float(analysis["flops"])
+
+
+def time_train_step(
+    model: ReferenceModel,
+    encoding: str,
+    *,
+    num_seeds: int = 1,
+    repeats: int,
+    steps_per_run: int,
+    dispatch_steps: int = 0,
+    log_every: int = 10,
+) -> dict[str, Any]:
+    """Median time of one training step (all seeds), its FLOPs, compile time and tokens/s.
+
+    The runner's jitted step is timed as the runner calls it, with the state donated from
+    step to step. FLOPs come from XLA's cost analysis of the lowered step
+    (`jit(...).lower(...).cost_analysis()`), which needs no second compilation. With
+    `dispatch_steps`, the same program then runs the loop of `_dispatch_loop`.
+    """
+    with jax.set_mesh(make_mesh()):
+        program, state, keys = build_program(model, encoding, num_seeds=num_seeds)
+        flops = _flops(program.step.lower(state, keys, jnp.int32(0)))
+        start = time.perf_counter()
+        state, metrics = program.step(state, keys, jnp.int32(0))
+        jax.block_until_ready((state, metrics))
+        compile_s = time.perf_counter() - start
+        t, state = measure_chain(
+            lambda s, i: program.step(s, keys, jnp.int32(i + 1)),
+            state,
+            repeats=repeats,
+            warmup=1,
+            steps_per_run=steps_per_run,
+        )
+        dispatch = None
+        if dispatch_steps:
+            dispatch = _dispatch_loop(program, state, keys, steps=dispatch_steps, every=log_every)
+    tokens = num_seeds * model.tokens_per_step
+    row = {
+        "encoding": encoding,
+        "num_seeds": num_seeds,
+        "step_s": t["median_s"],
+        "step_min_s": t["min_s"],
+        "step_max_s": t["max_s"],
+        "tokens_per_step": tokens,
+        "tokens_per_s": tokens / t["median_s"],
+        "flops_per_step": flops,
+        "flops_per_s": None if flops is None else flops / t["median_s"],
+        "compile_s": compile_s,
+        "compilations": program.traces[0],
+    }
+    if dispatch is not None:
+        row["dispatch"] = {"encoding": encoding, **dispatch}
+    return row
+
+
+def _dispatch_loop(program: TrainProgram, state, keys, *, steps: int, every: int) -> dict:
+    """Host time per step of the runner's loop shape versus the step time of that loop.
+
+    The loop dispatches a step, keeps its metrics without reading them, and fetches the pending
+    metrics every `every` steps, as `pe_jax.training._run._train_loop` does. If the host
+    returns from a call much sooner than the step runs, the next step is queued while the
+    current one computes and the device never waits for Python.
+    """
+    dispatch, pending = [], []
+    start = time.perf_counter()
+    for step in range(steps):
+        t0 = time.perf_counter()
+        state, metrics = program.step(state, keys, jnp.int32(10_000 + step))
+        dispatch.append(time.perf_counter() - t0)
+        pending.append(metrics)
+        if (step + 1) % every == 0:
+            jax.device_get(pending)
+            pending = []
+    jax.block_until_ready((state, pending))
+    loop_step = (time.perf_counter() - start) / steps
+    median = sorted(dispatch)[len(dispatch) // 2]
+    return {
+        "steps": steps,
+        "log_every": every,
+        "loop_step_s": loop_step,
+        "dispatch_median_s": median,
+        "dispatch_fraction": median / loop_step,
+        "compilations": program.traces[0],
+    }
+
+
+class _CompileCounter:
+    """Counts XLA backend compilations (jax.monitoring events) while it is active."""
+
+    EVENT = "/jax/core/compile/backend_compile_duration"
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, event: str, duration: float, **kwargs) -> None:
+        del duration, kwargs
+        if event == self.EVENT:
+            self.count += 1
+
+    def __enter__(self):
+        jax.monitoring.register_event_duration_secs_listener(self)
+        return self
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self)
+
+
+def bucket_sample(model: ReferenceModel, lengths: Sequence[int], per_bucket: int) -> list[int]:
+    """The first `per_bucket - 1` lengths and the last length of every padded-width bucket."""
+    task = get_task(model.task)
+    buckets: dict[int, list[int]] = {}
+    for t in lengths:
+        buckets.setdefault(bucket_width(task.width(t, LAYOUT)), []).append(t)
+    picked = set()
+    for members in buckets.values():
+        picked.update(members[: max(per_bucket - 1, 1)] + members[-1:])
+    return sorted(picked)
+
+
+@contextlib.contextmanager
+def _timed_eval_programs(times: dict[int, list[float]]):
+    """Wraps evaluate's per-bucket programs so that each call's time is recorded by width.
+
+    Instrumentation only: the wrapper waits for each call (evaluate itself does not), which
+    costs nothing measurable next to a forward pass of 64 examples.
+    """
+    original = _evaluate.make_eval_program
+
+    def make(graphdef, *, width):
+        program = original(graphdef, width=width)
+
+        def timed(*args):
+            start = time.perf_counter()
+            out = jax.block_until_ready(program(*args))
+            times.setdefault(width, []).append(time.perf_counter() - start)
+            return out
+
+        return timed
+
+    _evaluate.make_eval_program = make
+    try:
+        yield
+    finally:
+        _evaluate.make_eval_program = original
+
+
+def eval_sweep(
+    model: ReferenceModel,
+    encoding: str,
+    *,
+    lengths: Sequence[int],
+    samples: int,
+    per_bucket: int | None = None,
+) -> dict[str, Any]:
+    """Wall time and compilations of `pe_jax.evaluation.evaluate` over `lengths` (one seed).
+
+    `num_compilations` is evaluate's own count (one program per padded bucket plus the
+    sampler); `xla_compilations` counts every XLA compilation observed during the call,
+    including small eager helpers, as an independent check. With `per_bucket`, only that many
+    lengths of each bucket are evaluated (every bucket still compiles), and the wall time of
+    the whole sweep is estimated by adding, per bucket, the median time of a call after the
+    first (a compiled program at that width) for every length left out.
+    """
+    sweep = bucket_sample(model, lengths, per_bucket) if per_bucket else list(lengths)
+    times: dict[int, list[float]] = {}
+    with jax.set_mesh(make_mesh()):
+        program, state, _ = build_program(model, encoding)
+        jax.block_until_ready(state)
+        with _CompileCounter() as counter, _timed_eval_programs(times):
+            start = time.perf_counter()
+            result = evaluate(
+                state,
+                program.graphdef,
+                task=get_task(model.task),
+                layout=LAYOUT,
+                lengths=sweep,
+                samples=samples,
+            )
+            wall = time.perf_counter() - start
+    task = get_task(model.task)
+    full_counts: dict[int, int] = {}
+    for t in lengths:
+        w = bucket_width(task.width(t, LAYOUT))
+        full_counts[w] = full_counts.get(w, 0) + 1
+    estimate = wall
+    per_width = {}
+    for w, calls in sorted(times.items()):
+        steady = statistics.median(calls[1:]) if len(calls) > 1 else calls[0]
+        estimate += (full_counts.get(w, 0) - len(calls)) * steady
+        per_width[str(w)] = {"calls": len(calls), "first_s": calls[0], "steady_s": steady}
+    lengths = list(lengths)
+    return {
+        "encoding": encoding,
+        "task": model.task,
+        "min_length": min(lengths),
+        "max_length": max(lengths),
+        "num_lengths": len(lengths),
+        "evaluated_lengths": len(sweep),
+        "samples": samples,
+        "bucket_widths": sorted(set(result["widths"])),
+        "wall_s": wall,
+        "full_sweep_estimate_s": estimate,
+        "per_width": per_width,
+        "num_compilations": result["num_compilations"],
+        "xla_compilations": counter.count,
+    }

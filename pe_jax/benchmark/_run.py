@@ -1,0 +1,411 @@
+"""The benchmark: presets, the sections in order, and the JSON document they produce."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from pe_jax.benchmark._kernels import bias_rows, copy_floor, matmul_floor, rope_rows
+from pe_jax.benchmark._memory import MemoryRequest, forward_memory
+from pe_jax.benchmark._model import ReferenceModel, eval_sweep, time_train_step
+from pe_jax.benchmark._peers import best_threads, peers_available, time_peer_step
+from pe_jax.benchmark._summary import check_targets
+from pe_jax.benchmark._timing import load_average, machine_info
+from pe_jax.nn._registry import list_encodings
+
+SECTIONS = ("floors", "rope", "bias", "train", "seeds", "sweep", "memory", "peers")
+PRESETS = ("full", "quick", "tiny")
+
+
+def base_encodings() -> tuple[str, ...]:
+    """Every registered encoding except the randomized_/shifted_ position variants, NoPE first."""
+    names = [n for n in list_encodings() if not n.startswith(("randomized_", "shifted_"))]
+    return ("none", *(n for n in names if n != "none"))
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkConfig:
+    """Sizes of every section. `preset(name)` gives the full run, --quick, and the test's tiny.
+
+    Attributes:
+      name: the preset's name, recorded in the JSON.
+      repeats: timed runs per figure (the median is reported).
+      copy_elements: float32 elements of the copy-floor vector.
+      matmul_size: n of the [n, n] @ [n, n] matmul floor.
+      rope_shape: [B, L, H, K] of q and of k for `apply_rope`.
+      bias_lengths, bias_heads: L = S and H of the bias constructions.
+      model: the reference model of the training, seeds, sweep, memory and peer sections.
+      train_encodings: encodings whose training step is timed (NoPE must come first).
+      steps_per_run: training steps per timed run.
+      seed_counts, seed_encoding: S values of the seeds-in-one-program section, and its model.
+      dispatch_steps, log_every: the runner-shaped loop of the dispatch measurement.
+      sweep_lengths, sweep_samples, sweep_encoding: the evaluation sweep; sweep_per_bucket:
+        evaluate only that many lengths per padded bucket and estimate the rest (None: all).
+      memory_encodings, memory_length, memory_analysis_batch: the forward whose XLA buffers are
+        analysed; memory_run_batch: the batch actually run for the process peak (None: the
+        analysis batch on accelerators, `memory_cpu_run_batch` on CPU).
+      peer_encodings: encodings timed in x-transformers too.
+      subprocess_timeout_s: limit of each memory measurement's process.
+    """
+
+    name: str
+    repeats: int
+    copy_elements: int
+    matmul_size: int
+    rope_shape: tuple[int, int, int, int]
+    bias_lengths: tuple[int, ...]
+    bias_heads: int
+    model: ReferenceModel
+    train_encodings: tuple[str, ...]
+    steps_per_run: int
+    seed_counts: tuple[int, ...]
+    seed_encoding: str
+    dispatch_steps: int
+    log_every: int
+    sweep_lengths: tuple[int, ...]
+    sweep_samples: int
+    sweep_encoding: str
+    sweep_per_bucket: int | None
+    memory_encodings: tuple[str, ...]
+    memory_length: int
+    memory_analysis_batch: int
+    memory_run_batch: int | None
+    memory_cpu_run_batch: int
+    peer_encodings: tuple[str, ...]
+    subprocess_timeout_s: float = 600.0
+
+    @classmethod
+    def preset(cls, name: str) -> BenchmarkConfig:
+        """ "full" (issue 7's sizes), "quick" (< 2 minutes on 2 cores) or "tiny" (the test's).
+
+        Raises:
+          ValueError: an unknown preset name.
+        """
+        if name == "full":
+            return cls(
+                name=name,
+                repeats=5,
+                copy_elements=1 << 26,  # 256 MiB, 8x the largest (L3) cache here
+                matmul_size=2048,
+                rope_shape=(16, 2048, 8, 64),  # 64 MiB per float32 tensor
+                bias_lengths=(512, 2048),
+                bias_heads=8,
+                model=ReferenceModel(),
+                train_encodings=(*base_encodings(), "randomized_rope"),
+                steps_per_run=3,
+                seed_counts=(1, 2, 4, 8),
+                seed_encoding="rope",
+                dispatch_steps=40,
+                log_every=10,
+                sweep_lengths=tuple(range(1, 501)),
+                sweep_samples=64,
+                sweep_encoding="rope",
+                # All 500 lengths take ~1.5 h on 2 CPU cores (a 64 x 1024 forward is ~20 s).
+                sweep_per_bucket=3,
+                memory_encodings=("none", "rope", "alibi", "t5", "fire", "cope"),
+                memory_length=2048,
+                memory_analysis_batch=64,
+                memory_run_batch=None,
+                memory_cpu_run_batch=8,
+                peer_encodings=tuple(PEERS),
+            )
+        if name == "quick":
+            small = ReferenceModel(num_layers=2, batch_size=32)
+            return cls(
+                name=name,
+                repeats=3,
+                copy_elements=1 << 25,
+                matmul_size=1024,
+                rope_shape=(8, 2048, 8, 64),  # 32 MiB per float32 tensor
+                bias_lengths=(512,),
+                bias_heads=8,
+                model=small,
+                train_encodings=("none", "rope", "alibi", "t5"),
+                steps_per_run=2,
+                seed_counts=(1, 2),
+                seed_encoding="rope",
+                dispatch_steps=10,
+                log_every=5,
+                sweep_lengths=tuple(range(1, 501, 50)),
+                sweep_samples=8,
+                sweep_encoding="rope",
+                sweep_per_bucket=None,
+                memory_encodings=("none", "alibi"),
+                memory_length=512,
+                memory_analysis_batch=64,
+                memory_run_batch=None,
+                memory_cpu_run_batch=8,
+                peer_encodings=("none", "rope"),
+            )
+        if name == "tiny":
+            tiny = ReferenceModel(num_layers=1, width=16, num_heads=2, batch_size=4, max_length=4)
+            return cls(
+                name=name,
+                repeats=1,
+                copy_elements=1 << 16,
+                matmul_size=64,
+                rope_shape=(1, 16, 2, 8),
+                bias_lengths=(16,),
+                bias_heads=2,
+                model=tiny,
+                train_encodings=("none",),
+                steps_per_run=1,
+                seed_counts=(1, 2),
+                seed_encoding="none",
+                dispatch_steps=2,
+                log_every=1,
+                sweep_lengths=(1, 2),
+                sweep_samples=2,
+                sweep_encoding="none",
+                sweep_per_bucket=None,
+                memory_encodings=("none",),
+                memory_length=16,
+                memory_analysis_batch=2,
+                memory_run_batch=None,
+                memory_cpu_run_batch=2,
+                peer_encodings=("none",),
+                subprocess_timeout_s=120.0,
+            )
+        raise ValueError(f"preset must be one of {PRESETS}, got {name!r}.")
+
+
+PEERS = ("none", "rope", "alibi", "t5")
+
+
+def _train_section(c: BenchmarkConfig, log) -> dict[str, Any]:
+    rows = []
+    for i, encoding in enumerate(c.train_encodings):
+        try:
+            row = time_train_step(
+                c.model,
+                encoding,
+                repeats=c.repeats,
+                steps_per_run=c.steps_per_run,
+                dispatch_steps=c.dispatch_steps if i == 0 else 0,
+                log_every=c.log_every,
+            )
+        except Exception as error:  # one broken encoding must not lose the others' figures
+            row = {"encoding": encoding, "error": f"{type(error).__name__}: {error}"}
+        rows.append(row)
+        log(f"train {encoding}: {_brief(row, 'step_s')}")
+    baseline = next((r for r in rows if r["encoding"] == "none" and "error" not in r), None)
+    for row in rows:
+        if baseline is not None and "error" not in row:
+            row["relative_to_none"] = row["step_s"] / baseline["step_s"]
+    model = dataclasses.asdict(c.model)
+    model.update(train_width=c.model.train_width, tokens_per_step=c.model.tokens_per_step)
+    return {"model": model, "rows": rows, "dispatch": rows[0].pop("dispatch", None)}
+
+
+def _seeds_section(c: BenchmarkConfig, train: dict | None, log) -> list[dict[str, Any]]:
+    measured = {r["encoding"]: r for r in (train or {}).get("rows", []) if "error" not in r}
+    rows = []
+    for count in c.seed_counts:
+        if count == 1 and c.seed_encoding in measured:
+            rows.append(dict(measured[c.seed_encoding]))  # the same program: not timed again
+            continue
+        row = time_train_step(
+            c.model,
+            c.seed_encoding,
+            num_seeds=count,
+            repeats=c.repeats,
+            steps_per_run=c.steps_per_run,
+        )
+        rows.append(row)
+        log(f"seeds {count}: {row['step_s']:.3f} s/step")
+    single = next(r for r in rows if r["num_seeds"] == 1) if 1 in c.seed_counts else None
+    for row in rows:
+        if single is not None:
+            # S sequential runs process S x the tokens in S x the single-seed step time.
+            row["sequential_tokens_per_s"] = single["tokens_per_s"]
+            row["speedup_vs_sequential"] = row["tokens_per_s"] / single["tokens_per_s"]
+    return rows
+
+
+def _memory_section(c: BenchmarkConfig, log) -> dict[str, Any]:
+    run_batch = c.memory_run_batch
+    if run_batch is None:
+        on_cpu = jax.default_backend() == "cpu"
+        run_batch = c.memory_cpu_run_batch if on_cpu else c.memory_analysis_batch
+    request = MemoryRequest(
+        model=dataclasses.asdict(c.model),
+        length=c.memory_length,
+        analysis_batch=c.memory_analysis_batch,
+        run_batch=run_batch,
+    )
+    rows = []
+    for encoding in c.memory_encodings:
+        row = forward_memory(encoding, request, timeout_s=c.subprocess_timeout_s)
+        rows.append(row)
+        log(f"memory {encoding}: {_brief(row, 'temp_bytes')}")
+    none = next((r for r in rows if r["encoding"] == "none" and "error" not in r), None)
+    for row in rows:
+        if none is not None and "error" not in row:
+            row["extra_temp_bytes"] = row["temp_bytes"] - none["temp_bytes"]
+            row["extra_rss_bytes"] = row["forward_rss_bytes"] - none["forward_rss_bytes"]
+    one_bias = c.model.num_heads * c.memory_length**2 * 4
+    return {
+        "length": c.memory_length,
+        "analysis_batch": c.memory_analysis_batch,
+        "run_batch": run_batch,
+        "one_bias_bytes": one_bias,
+        "rows": rows,
+    }
+
+
+def _peers_section(c: BenchmarkConfig, train: dict | None, log) -> dict[str, Any]:
+    reason = peers_available()
+    if reason is not None:
+        log(f"peers {reason}")
+        return {"available": False, "message": reason, "rows": []}
+    ours = {r["encoding"]: r for r in (train or {}).get("rows", []) if "error" not in r}
+    threads = best_threads(c.model, repeats=c.repeats, steps_per_run=c.steps_per_run)
+    log(f"peer threads: {threads}")
+    rows = []
+    for encoding in c.peer_encodings:
+        row = time_peer_step(
+            c.model,
+            encoding,
+            repeats=c.repeats,
+            steps_per_run=c.steps_per_run,
+            threads=threads["best"],
+        )
+        if encoding in ours:
+            row["pe_jax_tokens_per_s"] = ours[encoding]["tokens_per_s"]
+            row["ratio"] = ours[encoding]["tokens_per_s"] / row["tokens_per_s"]
+        rows.append(row)
+        log(f"peer {encoding}: {row['step_s']:.3f} s/step")
+    import importlib.metadata
+
+    version = importlib.metadata.version("x-transformers")
+    return {
+        "available": True,
+        "x_transformers_version": version,
+        "threads": threads,
+        "rows": rows,
+    }
+
+
+def _brief(row: dict, key: str) -> str:
+    return row["error"] if "error" in row else f"{row[key]:.4g}"
+
+
+def run_benchmark(
+    config: BenchmarkConfig,
+    *,
+    sections: tuple[str, ...] = SECTIONS,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Runs the chosen sections in order and returns the JSON-ready results.
+
+    Args:
+      config: sizes (`BenchmarkConfig.preset("full" | "quick" | "tiny")`).
+      sections: a subset of SECTIONS ("rope" and "bias" use the copy floor, "train" the matmul
+        floor, "peers" the training rows, each only when that section ran).
+      log: where progress lines go.
+
+    Returns:
+      {"machine", "config", "sections", "floors", "rope", "bias", "train", "seeds", "sweep",
+      "memory", "peers", "targets", "load_average_end", "wall_s"}; sections not run are absent.
+
+    Raises:
+      ValueError: an unknown section name.
+    """
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"sections must be among {SECTIONS}, got unknown {unknown}.")
+    start = time.perf_counter()
+    out: dict[str, Any] = {
+        "machine": machine_info(),
+        "config": _jsonable(dataclasses.asdict(config)),
+        "sections": list(sections),
+    }
+    log(
+        f"machine: {out['machine']['backend']} {out['machine']['device_kind']}, load "
+        f"{out['machine']['load_average']}"
+    )
+    copy_rate = None
+    if "floors" in sections:
+        copy = copy_floor(elements=config.copy_elements, repeats=config.repeats)
+        matmul = matmul_floor(size=config.matmul_size, repeats=config.repeats)
+        out["floors"] = {"copy": copy, "matmul": matmul}
+        copy_rate = copy["bytes_per_s"]
+        log(
+            f"floors: copy {copy_rate / 1e9:.2f} GB/s, matmul {matmul['flops_per_s'] / 1e9:.1f} "
+            "GFLOP/s"
+        )
+    rate = copy_rate or float("nan")
+    if "rope" in sections:
+        out["rope"] = rope_rows(
+            shape=config.rope_shape, repeats=config.repeats, copy_bytes_per_s=rate
+        )
+        log(
+            "rope: "
+            + ", ".join(
+                f"{r['dtype']}/{r['layout']} {r['fraction_of_copy']:.2f}" for r in out["rope"]
+            )
+        )
+    if "bias" in sections:
+        out["bias"] = bias_rows(
+            lengths=config.bias_lengths,
+            num_heads=config.bias_heads,
+            repeats=config.repeats,
+            copy_bytes_per_s=rate,
+        )
+        log("bias done")
+    if "train" in sections:
+        out["train"] = _train_section(config, log)
+        matmul_rate = out.get("floors", {}).get("matmul", {}).get("flops_per_s")
+        for row in out["train"]["rows"]:
+            if matmul_rate and row.get("flops_per_s"):
+                row["fraction_of_matmul"] = row["flops_per_s"] / matmul_rate
+    if "seeds" in sections:
+        out["seeds"] = _seeds_section(config, out.get("train"), log)
+    if "sweep" in sections:
+        out["sweep"] = eval_sweep(
+            config.model,
+            config.sweep_encoding,
+            lengths=config.sweep_lengths,
+            samples=config.sweep_samples,
+            per_bucket=config.sweep_per_bucket,
+        )
+        log(f"sweep: {out['sweep']['wall_s']:.1f} s, {out['sweep']['num_compilations']} programs")
+    if "memory" in sections:
+        out["memory"] = _memory_section(config, log)
+    if "peers" in sections:
+        out["peers"] = _peers_section(config, out.get("train"), log)
+    out["targets"] = check_targets(out)
+    out["load_average_end"] = load_average()
+    out["wall_s"] = time.perf_counter() - start
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def write_results(results: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Writes `results` as indented JSON (creating the folder); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_finite(results), indent=1, allow_nan=False) + "\n")
+    return path
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities -> None (strict JSON has no such numbers), recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

@@ -1,0 +1,291 @@
+"""Issue 7's targets checked against the measurements, and the printed table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Training-step cost relative to NoPE, at most (issue 7).
+STEP_COST_LIMITS = {
+    "rope": 1.15,
+    "alibi": 1.25,
+    "t5": 1.25,
+    "kerple_log": 1.5,
+    "kerple_power": 1.5,
+    "fire": 1.5,
+}
+ROPE_FRACTION = 0.70
+MAX_EVAL_COMPILATIONS = 10
+PEER_RATIO = 2.0
+SEEDS_SPEEDUP = 1.3
+SEEDS_AT = 4
+DISPATCH_FRACTION = 0.1  # host time to dispatch a step, as a fraction of the step
+LOGITS_PLACE = ("alibi", "t5", "kerple_log", "kerple_power", "fire", "sandwich", "dynamic_bias")
+
+
+def _target(name: str, value, limit: float, *, at_least: bool) -> dict[str, Any]:
+    met = None if value is None else (value >= limit if at_least else value <= limit)
+    return {"target": name, "value": value, "limit": limit, "at_least": at_least, "met": met}
+
+
+def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per target that the sections run can decide: value, limit, met."""
+    targets = []
+    for row in results.get("rope", []):
+        if row["function"] == "apply_rope" and row["dtype"] == "float32":
+            name = f"apply_rope float32 {row['layout']}: fraction of copy floor"
+            targets.append(_target(name, row["fraction_of_copy"], ROPE_FRACTION, at_least=True))
+    train = {r["encoding"]: r for r in results.get("train", {}).get("rows", [])}
+    for encoding, limit in STEP_COST_LIMITS.items():
+        if encoding in train:
+            value = train[encoding].get("relative_to_none")
+            name = f"training step {encoding}: cost relative to none"
+            targets.append(_target(name, value, limit, at_least=False))
+    dispatch = results.get("train", {}).get("dispatch")
+    if dispatch:
+        name = "training loop: host dispatch time / step time"
+        value = dispatch["dispatch_fraction"]
+        targets.append(_target(name, value, DISPATCH_FRACTION, at_least=False))
+    sweep = results.get("sweep")
+    if sweep:
+        name = f"evaluation sweep {sweep['min_length']}..{sweep['max_length']}: programs compiled"
+        targets.append(
+            _target(name, sweep["num_compilations"], MAX_EVAL_COMPILATIONS, at_least=False)
+        )
+    memory = results.get("memory")
+    if memory:
+        for row in memory["rows"]:
+            if row["encoding"] in LOGITS_PLACE and "extra_temp_bytes" in row:
+                name = (
+                    f"memory {row['encoding']}: extra XLA temp bytes over none "
+                    f"(limit: one float32 [H, L, S] bias)"
+                )
+                limit = memory["one_bias_bytes"]
+                targets.append(_target(name, row["extra_temp_bytes"], limit, at_least=False))
+    for row in results.get("peers", {}).get("rows", []):
+        if "ratio" in row:
+            name = f"vs x-transformers {row['encoding']}: pe_jax tokens/s ratio"
+            targets.append(_target(name, row["ratio"], PEER_RATIO, at_least=True))
+    for row in results.get("seeds", []):
+        if row["num_seeds"] == SEEDS_AT and "speedup_vs_sequential" in row:
+            name = f"S={SEEDS_AT} seeds in one program vs sequential: tokens/s ratio"
+            value = row["speedup_vs_sequential"]
+            targets.append(_target(name, value, SEEDS_SPEEDUP, at_least=True))
+    return targets
+
+
+def _num(value, fmt: str = "{:.3g}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _mb(value) -> str:
+    return "-" if value is None else f"{value / 2**20:.1f}"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """The results as Markdown tables, one per section run, then the targets."""
+    m = results["machine"]
+    out = [
+        f"Machine: {m['backend']} / {m['device_kind']} x{m['device_count']}, "
+        f"{m['cpu_count']} CPUs ({m['processor']}), JAX {m['jax_version']}; preset "
+        f"{results['config']['name']}; load average {m['load_average']} at start, "
+        f"{results.get('load_average_end')} at end; {results.get('wall_s', 0):.0f} s.",
+    ]
+    if "floors" in results:
+        copy, mm = results["floors"]["copy"], results["floors"]["matmul"]
+        out += ["", "Floors"]
+        out += _table(
+            ["floor", "size", "median ms", "rate"],
+            [
+                [
+                    "copy y = 2x (f32)",
+                    f"{_mb(copy['bytes'] / 2)} MiB",
+                    _num(copy["median_s"] * 1e3),
+                    f"{copy['bytes_per_s'] / 1e9:.2f} GB/s",
+                ],
+                [
+                    "matmul (f32)",
+                    f"{mm['size']}^2",
+                    _num(mm["median_s"] * 1e3),
+                    f"{mm['flops_per_s'] / 1e9:.1f} GFLOP/s",
+                ],
+            ],
+        )
+    if "rope" in results:
+        out += ["", f"RoPE on q and k, each {results['rope'][0]['shape']} (B, L, H, K)"]
+        out += _table(
+            ["function", "dtype", "layout", "median ms", "GB/s", "of copy floor"],
+            [
+                [
+                    r["function"],
+                    r["dtype"],
+                    r["layout"],
+                    _num(r["median_s"] * 1e3),
+                    f"{r['bytes_per_s'] / 1e9:.2f}",
+                    f"{r['fraction_of_copy']:.2f}",
+                ]
+                for r in results["rope"]
+            ],
+        )
+    if "bias" in results:
+        out += ["", "Logit-bias construction, float32 [1, H, L, L]"]
+        out += _table(
+            ["bias", "L", "MiB", "median ms", "GB/s written"],
+            [
+                [
+                    r["encoding"],
+                    str(r["length"]),
+                    _mb(r["bytes"]),
+                    _num(r["median_s"] * 1e3),
+                    f"{r['bytes_per_s'] / 1e9:.2f}",
+                ]
+                for r in results["bias"]
+            ],
+        )
+    if "train" in results:
+        t = results["train"]
+        mdl = t["model"]
+        out += [
+            "",
+            f"Training step: {mdl['num_layers']} layers, width {mdl['width']}, "
+            f"{mdl['num_heads']} heads, batch {mdl['batch_size']} x {mdl['train_width']} "
+            f"slots ({mdl['task']}, lengths 1..{mdl['max_length']}), dropout {mdl['dropout']}",
+        ]
+        rows = []
+        for r in t["rows"]:
+            if "error" in r:
+                rows.append([r["encoding"], "error: " + r["error"][:60], "", "", "", "", ""])
+                continue
+            rows.append(
+                [
+                    r["encoding"],
+                    _num(r["step_s"] * 1e3),
+                    f"{r['tokens_per_s']:.0f}",
+                    _num(r.get("relative_to_none"), "{:.2f}"),
+                    _num(r["flops_per_s"] and r["flops_per_s"] / 1e9, "{:.2f}"),
+                    _num(r.get("fraction_of_matmul"), "{:.3f}"),
+                    _num(r["compile_s"], "{:.1f}"),
+                ]
+            )
+        out += _table(
+            ["encoding", "step ms", "tokens/s", "vs none", "GFLOP/s", "of matmul", "compile s"],
+            rows,
+        )
+        d = t["dispatch"] or {}
+        out += (
+            []
+            if not d
+            else [
+                f"Runner-shaped loop ({d['encoding']}): {d['loop_step_s'] * 1e3:.1f} ms/step, "
+                f"host dispatch {d['dispatch_median_s'] * 1e3:.2f} ms/step, "
+                f"{d['compilations']} compilation(s)."
+            ]
+        )
+    if "seeds" in results:
+        out += ["", "Seeds in one program (vmapped) vs sequential runs"]
+        out += _table(
+            ["S", "step ms", "tokens/s", "sequential tokens/s", "speedup"],
+            [
+                [
+                    str(r["num_seeds"]),
+                    _num(r["step_s"] * 1e3),
+                    f"{r['tokens_per_s']:.0f}",
+                    _num(r.get("sequential_tokens_per_s"), "{:.0f}"),
+                    _num(r.get("speedup_vs_sequential"), "{:.2f}"),
+                ]
+                for r in results["seeds"]
+            ],
+        )
+    if "sweep" in results:
+        s = results["sweep"]
+        evaluated = (
+            f"{s['evaluated_lengths']} of them evaluated (per bucket: the first lengths and the "
+            f"last), full sweep estimated at {s['full_sweep_estimate_s']:.0f} s"
+            if s["evaluated_lengths"] < s["num_lengths"]
+            else "all evaluated"
+        )
+        out += [
+            "",
+            f"Evaluation sweep ({s['encoding']}, {s['task']}, encoder): lengths "
+            f"{s['min_length']}..{s['max_length']} ({s['num_lengths']} lengths; {evaluated}), "
+            f"{s['samples']} samples each: {s['wall_s']:.1f} s wall, {s['num_compilations']} "
+            f"programs compiled (buckets {s['bucket_widths']}), {s['xla_compilations']} XLA "
+            "compilations observed.",
+        ]
+    if "memory" in results:
+        mem = results["memory"]
+        out += [
+            "",
+            f"Memory of one evaluation forward at L = {mem['length']}: XLA temp at batch "
+            f"{mem['analysis_batch']}, process peak RSS at batch {mem['run_batch']}; one "
+            f"float32 [H, L, S] bias = {_mb(mem['one_bias_bytes'])} MiB",
+        ]
+        rows = []
+        for r in mem["rows"]:
+            if "error" in r:
+                rows.append([r["encoding"], "error: " + r["error"][:60], "", "", "", ""])
+                continue
+            rows.append(
+                [
+                    r["encoding"],
+                    _mb(r["temp_bytes"]),
+                    _mb(r.get("extra_temp_bytes")),
+                    _mb(r["peak_rss_bytes"]),
+                    _mb(r["forward_rss_bytes"]),
+                    _mb(r.get("extra_rss_bytes")),
+                ]
+            )
+        out += _table(
+            [
+                "encoding",
+                "XLA temp MiB",
+                "extra vs none",
+                "peak RSS MiB",
+                "forward RSS MiB",
+                "extra vs none",
+            ],
+            rows,
+        )
+    if "peers" in results:
+        p = results["peers"]
+        if not p["available"]:
+            out += ["", f"Peers: {p['message']}"]
+        else:
+            out += [
+                "",
+                f"Peers: x-transformers {p['x_transformers_version']} (PyTorch "
+                f"{p['rows'][0]['torch_version'] if p['rows'] else '?'}, "
+                f"{p['threads']['best']} thread(s), the faster of "
+                f"{sorted(p['threads']['step_s_by_threads'])}), same model and batch",
+            ]
+            out += _table(
+                ["encoding", "x-transformers tokens/s", "pe_jax tokens/s", "ratio"],
+                [
+                    [
+                        r["encoding"],
+                        f"{r['tokens_per_s']:.0f}",
+                        _num(r.get("pe_jax_tokens_per_s"), "{:.0f}"),
+                        _num(r.get("ratio"), "{:.2f}"),
+                    ]
+                    for r in p["rows"]
+                ],
+            )
+    if results.get("targets"):
+        out += ["", "Targets"]
+        out += _table(
+            ["target", "value", "limit", "met"],
+            [
+                [
+                    t["target"],
+                    _num(t["value"]),
+                    (">= " if t["at_least"] else "<= ") + _num(t["limit"]),
+                    {True: "yes", False: "NO", None: "-"}[t["met"]],
+                ]
+                for t in results["targets"]
+            ],
+        )
+    return "\n".join(out)

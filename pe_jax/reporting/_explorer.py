@@ -1,0 +1,303 @@
+"""The visual explorer: the blog post's derivation as figures drawn by the library's functions.
+
+`write_explorer(out)` writes figures 1-8 (from pe_jax.encodings only) and returns their
+captions; `plot_attention_maps` draws figure 9 from attention probabilities a caller computed
+from a trained run (see `pe_jax.evaluation._attention_maps`; reporting imports no model code);
+`write_index` writes index.md with one caption per figure. experiments/visualize.py ties
+them together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pe_jax.reporting._explorer_bias import BIAS_SIZE, plot_biases
+from pe_jax.reporting._explorer_common import DPI, heatmap, new_figure, save_figure
+from pe_jax.reporting._explorer_ladder import (
+    BITS_SIZE,
+    LADDER_SIZE,
+    LINEARITY_SIZE,
+    plot_binary_vs_sinusoid,
+    plot_ladder,
+    plot_linearity,
+)
+from pe_jax.reporting._explorer_rope import (
+    CIRCLE_SIZE,
+    RELATIVE_SIZE,
+    plot_relative_invariance,
+    plot_rope_circle,
+)
+from pe_jax.reporting._explorer_scaling import (
+    DECAY_SIZE,
+    SPECTRUM_SIZE,
+    plot_decay,
+    plot_spectrum,
+)
+
+INDEX = "index.md"
+ATTENTION_PANEL = (4.6, 4.0)  # inches of one attention map
+
+
+@dataclasses.dataclass(frozen=True)
+class ExplorerFigure:
+    """One figure of the explorer: its `--only` name, file, drawing function and caption.
+
+    `draw(path, dpi=...)` writes the PNG (size `size` inches) and returns facts that fill the
+    `caption` template (e.g. {max_error}).
+    """
+
+    number: int
+    name: str
+    filename: str
+    size: tuple[float, float]
+    draw: Callable[..., dict]
+    caption: str
+
+
+@dataclasses.dataclass(frozen=True)
+class WrittenFigure:
+    """A PNG written by the explorer and its one-sentence caption (a line of index.md)."""
+
+    number: int
+    name: str
+    path: Path
+    caption: str
+
+
+FIGURES: tuple[ExplorerFigure, ...] = (
+    ExplorerFigure(
+        number=1,
+        name="ladder",
+        filename="01_ladder.png",
+        size=LADDER_SIZE,
+        draw=plot_ladder,
+        caption=(
+            "Integer positions grow without bound (norm {integer_norm:.0f} at 4L against token "
+            "embeddings of norm ~{token_norm:.1f}), normalized ones change meaning with the "
+            "length, and binary and sinusoidal codes stay bounded."
+        ),
+    ),
+    ExplorerFigure(
+        number=2,
+        name="binary",
+        filename="02_binary_vs_sinusoid.png",
+        size=BITS_SIZE,
+        draw=plot_binary_vs_sinusoid,
+        caption=(
+            "Each binary bit is a square wave of period 2^(k+1); the sinusoid of the same period "
+            "is its smooth version, so a sinusoidal encoding is a continuous binary counter."
+        ),
+    ),
+    ExplorerFigure(
+        number=3,
+        name="linearity",
+        filename="03_linearity.png",
+        size=LINEARITY_SIZE,
+        draw=plot_linearity,
+        caption=(
+            "Shifting a position by k rotates every sin/cos pair of the sinusoidal encoding by an "
+            "angle that depends on k only, PE(p+k) = R(k) PE(p), up to a max error of "
+            "{max_error:.1e} in float32."
+        ),
+    ),
+    ExplorerFigure(
+        number=4,
+        name="circle",
+        filename="04_rope_circle.png",
+        size=CIRCLE_SIZE,
+        draw=plot_rope_circle,
+        caption=(
+            "RoPE multiplies each pair of q and k by the unit complex number e^(i m theta) "
+            "(real and complex forms agree to {max_real_vs_complex:.1e}), so the angle between "
+            "q at m and k at n depends on m - n only."
+        ),
+    ),
+    ExplorerFigure(
+        number=5,
+        name="relative",
+        filename="05_relative_invariance.png",
+        size=RELATIVE_SIZE,
+        draw=plot_relative_invariance,
+        caption=(
+            "With RoPE the score matrix of one query/key pair is Toeplitz (deviation "
+            "{rope_deviation:.0e}), while sinusoids added to the inputs give scores that depend on "
+            "both positions (deviation {absolute_deviation:.2f})."
+        ),
+    ),
+    ExplorerFigure(
+        number=6,
+        name="decay",
+        filename="06_long_term_decay.png",
+        size=DECAY_SIZE,
+        draw=plot_decay,
+        caption=(
+            "The mean |q.k| of RoPE decays with distance, later for larger bases, and the "
+            "context-extension rescalings stretch the decay towards the longer target length."
+        ),
+    ),
+    ExplorerFigure(
+        number=7,
+        name="spectrum",
+        filename="07_frequency_spectrum.png",
+        size=SPECTRUM_SIZE,
+        draw=plot_spectrum,
+        caption=(
+            "{incomplete_pairs} of the {num_pairs} rotary pairs never complete a rotation within "
+            "the training length, which is why PI, NTK, YaRN and llama3 rescale mostly those low "
+            "frequencies and p-RoPE removes them."
+        ),
+    ),
+    ExplorerFigure(
+        number=8,
+        name="biases",
+        filename="08_logit_biases.png",
+        size=BIAS_SIZE,
+        draw=plot_biases,
+        caption=(
+            "Logit-place encodings at initialisation: ALiBi's fixed per-head slopes, T5's "
+            "log-spaced buckets, Kerple's logarithmic decay, Sandwich's sinusoid-product decay "
+            "and FIRE's learned function of normalised distance."
+        ),
+    ),
+)
+ATTENTION_CAPTION = (
+    "Attention of one trained head (the most position-locked one unless chosen) at the "
+    "training length and at {factor}x it, per encoding: whether the learned positional "
+    "pattern carries over to unseen lengths."
+)
+NAMES = tuple(f.name for f in FIGURES) + ("attention",)
+
+
+def select_figures(only: str | Iterable[str] | None) -> list[str]:
+    """Names of the figures `only` selects (names or numbers 1-9, comma-separated); None = all.
+
+    Raises:
+      ValueError: an unknown name or number, listing the valid ones.
+    """
+    if only is None:
+        return list(NAMES)
+    items = only.split(",") if isinstance(only, str) else list(only)
+    chosen = []
+    for item in (str(i).strip() for i in items):
+        if not item:
+            continue
+        name = NAMES[int(item) - 1] if item.isdigit() and 1 <= int(item) <= len(NAMES) else item
+        if name not in NAMES:
+            raise ValueError(f"only must name figures among {NAMES} (or 1-9), got {item!r}.")
+        chosen.append(name)
+    return list(dict.fromkeys(chosen))
+
+
+def explorer_pixels(name: str, *, dpi: int = DPI) -> tuple[int, int]:
+    """(height, width) in pixels of explorer figure `name` (figures 1-8) at `dpi`."""
+    for figure in FIGURES:
+        if figure.name == name:
+            return round(figure.size[1] * dpi), round(figure.size[0] * dpi)
+    raise ValueError(f"name must be one of {[f.name for f in FIGURES]}, got {name!r}.")
+
+
+def write_explorer(
+    out: str | os.PathLike,
+    *,
+    only: str | Iterable[str] | None = None,
+    dpi: int = DPI,
+    options: dict[str, dict] | None = None,
+) -> list[WrittenFigure]:
+    """Writes figures 1-8 (those `only` selects) as PNGs in `out`.
+
+    Args:
+      out: the folder (created).
+      only: see `select_figures`; "attention" is skipped here (it needs a run).
+      dpi: dots per inch of every figure.
+      options: per-figure keyword arguments of its plot function, e.g.
+        {"ladder": {"length": 32}} (small sizes for tests).
+
+    Returns:
+      The figures written, in order, with their captions.
+    """
+    names = set(select_figures(only))
+    options = options or {}
+    written = []
+    for figure in FIGURES:
+        if figure.name not in names:
+            continue
+        path = Path(out) / figure.filename
+        facts = figure.draw(path, dpi=dpi, **options.get(figure.name, {}))
+        written.append(
+            WrittenFigure(figure.number, figure.name, path, figure.caption.format(**facts))
+        )
+    return written
+
+
+def attention_figure_size(num_rows: int, num_columns: int = 2) -> tuple[float, float]:
+    """(width, height) inches of `plot_attention_maps` for that many rows and columns."""
+    return ATTENTION_PANEL[0] * num_columns, ATTENTION_PANEL[1] * num_rows + 0.5
+
+
+def plot_attention_maps(
+    rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray | str]]]],
+    path: str | os.PathLike,
+    *,
+    title: str,
+    dpi: int = DPI,
+) -> Path:
+    """Figure 9: attention maps side by side, one row per encoding, one column per length.
+
+    Args:
+      rows: [(row label, [(panel title, probs [L, S] or a message why there is none)])];
+        every row has the same number of panels.
+      path: the PNG to write; size `attention_figure_size(len(rows), num_panels)` at `dpi`.
+      title: the figure title.
+
+    Returns:
+      The path written.
+
+    Raises:
+      ValueError: no rows, or rows of different lengths.
+    """
+    if not rows:
+        raise ValueError("rows must hold at least one row of attention maps, got none.")
+    columns = {len(panels) for _, panels in rows}
+    if len(columns) != 1 or 0 in columns:
+        raise ValueError(f"rows must all have the same number (>= 1) of panels, got {columns}.")
+    ncols = columns.pop()
+    fig = new_figure(attention_figure_size(len(rows), ncols), dpi=dpi)
+    axes = fig.subplots(len(rows), ncols, squeeze=False)
+    for (label, panels), row_axes in zip(rows, axes, strict=True):
+        for (panel_title, probs), ax in zip(panels, row_axes, strict=True):
+            if isinstance(probs, str):
+                ax.text(0.5, 0.5, probs, ha="center", va="center", wrap=True, fontsize=9)
+                ax.set_title(f"{label}: {panel_title}", fontsize=10)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                continue
+            heatmap(
+                ax,
+                probs,
+                title=f"{label}: {panel_title}",
+                xlabel="key position",
+                ylabel="query position",
+                cmap="viridis",
+                vmin=0.0,
+            )
+    return save_figure(fig, path, title=title, dpi=dpi)
+
+
+def write_index(out: str | os.PathLike, figures: Sequence[WrittenFigure]) -> Path:
+    """Writes `out`/index.md: each figure's image and its caption, in figure order."""
+    lines = ["# pe_jax explorer figures", ""]
+    lines.append("Generated by `python -m experiments.visualize`; see docs/explorer.md.")
+    lines.append("")
+    for figure in sorted(figures, key=lambda f: (f.number, f.name, str(f.path))):
+        rel = os.path.relpath(figure.path, out)
+        lines += [f"## {figure.number}. {figure.name}", "", f"![{figure.name}]({rel})", ""]
+        lines += [figure.caption, ""]
+    path = Path(out) / INDEX
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path

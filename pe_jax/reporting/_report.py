@@ -1,0 +1,71 @@
+"""Everything a sweep folder reports, rebuilt from its results.json files alone."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from pe_jax.reporting._plots import plot_accuracy_vs_length, plot_ood_vs_cost
+from pe_jax.reporting._results import load_runs, missing_runs, read_manifest
+from pe_jax.reporting._tables import markdown_report, write_csv
+
+REPORT = "report.md"
+CSV = "results.csv"
+ACCURACY_PLOT = "accuracy_vs_length.png"
+COST_PLOT = "ood_vs_cost.png"
+
+
+def write_report(
+    workdir: str | os.PathLike,
+    *,
+    out_dir: str | os.PathLike | None = None,
+    metric: str | None = None,
+    title: str | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Path]:
+    """Writes report.md, results.csv and the two PNG plots for the finished runs of `workdir`.
+
+    Reads only results.json files (and the sweep manifest for order and unfinished runs), so a
+    sweep can be re-reported at any time without retraining.
+
+    Args:
+      workdir: the sweep folder (<workdir>/<task>/<encoding>/results.json).
+      out_dir: where to write; default `workdir`.
+      metric: the metric of tables and plots; None = the manifest's choice, else per protocol
+        (per-token accuracy for the encoder protocol, exact match for the decoder protocol).
+      title: the report's first heading; default the manifest's name or the folder name.
+      log: where the summary line goes.
+
+    Returns:
+      {"report": ..., "csv": ..., "accuracy_plot": ..., "cost_plot": ...} paths written.
+
+    Raises:
+      ValueError: `workdir` is not a folder or holds no finished run.
+    """
+    runs = load_runs(workdir)
+    if not runs:
+        raise ValueError(f"workdir {str(workdir)!r} holds no finished run (no results.json).")
+    manifest = read_manifest(workdir) or {}
+    metric = metric or manifest.get("metric") or None
+    out = Path(out_dir or workdir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "report": out / REPORT,
+        "csv": out / CSV,
+        "accuracy_plot": out / ACCURACY_PLOT,
+        "cost_plot": out / COST_PLOT,
+    }
+    write_csv(runs, paths["csv"])
+    plot_accuracy_vs_length(runs, paths["accuracy_plot"], metric=metric)
+    plot_ood_vs_cost(runs, paths["cost_plot"], metric=metric)
+    text = markdown_report(
+        runs,
+        title=title or manifest.get("name") or Path(workdir).resolve().name,
+        metric=metric,
+        images=[ACCURACY_PLOT, COST_PLOT],
+        missing=missing_runs(workdir, runs),
+    )
+    paths["report"].write_text(text)
+    log(f"report of {len(runs)} runs written to {paths['report']}")
+    return paths

@@ -1,0 +1,115 @@
+"""Loading a trained run back from its workdir: settings, graph definition and checkpoint.
+
+The inverse of what `train_and_evaluate` writes: config.json is validated again by
+`settings_from_config`, the train program is rebuilt to get the abstract state (so Orbax
+restores the same {"params", "rest", "opt_state"} tree with its leading seed axis), and
+`LoadedRun.model(i)` merges seed i's parameters into a ready `Transformer`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from pe_jax.nn._transformer import Transformer
+from pe_jax.training._mesh import make_mesh
+from pe_jax.training._optim import make_optimizer
+from pe_jax.training._run import CHECKPOINTS, CONFIG, RESULTS
+from pe_jax.training._settings import Settings, settings_from_config
+from pe_jax.training._step import make_train_program
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedRun:
+    """A run restored from its workdir.
+
+    Attributes:
+      workdir: the folder it was loaded from.
+      settings: the validated settings of its config.json.
+      graphdef: the Transformer's graph definition.
+      state: {"params", "rest", "opt_state"}, every leaf with a leading seed axis S.
+      step: the checkpoint step restored.
+      results: results.json, or None for an unfinished run.
+    """
+
+    workdir: Path
+    settings: Settings
+    graphdef: nnx.GraphDef
+    state: dict
+    step: int
+    results: dict | None
+
+    def model(self, seed_index: int = 0) -> Transformer:
+        """The trained Transformer of seed number `seed_index` (0 <= i < S).
+
+        Raises:
+          ValueError: seed_index out of range.
+        """
+        count = len(self.settings.seeds)
+        if isinstance(seed_index, bool) or not isinstance(seed_index, int):
+            raise ValueError(f"seed_index must be an int in [0, {count}), got {seed_index!r}.")
+        if not 0 <= seed_index < count:
+            raise ValueError(f"seed_index must be in [0, {count}), got {seed_index}.")
+        params, rest = (
+            jax.tree.map(lambda x: x[seed_index], self.state[part]) for part in ("params", "rest")
+        )
+        return nnx.merge(self.graphdef, params, rest)
+
+
+def load_run(workdir: str | os.PathLike, *, step: int | None = None) -> LoadedRun:
+    """Restores the run `train_and_evaluate` wrote to `workdir` (latest checkpoint by default).
+
+    The config's mesh_shape is ignored: the state is restored on this host's devices (mesh
+    (1, all devices)), so a run trained on several accelerators loads on one CPU.
+
+    Args:
+      workdir: a run folder holding config.json and checkpoints/.
+      step: a checkpoint step to restore; None = the latest.
+
+    Returns:
+      The `LoadedRun`.
+
+    Raises:
+      ValueError: no config.json, no checkpoint (or not `step`), or an invalid config.
+    """
+    workdir = Path(workdir)
+    if not (workdir / CONFIG).exists():
+        raise ValueError(f"workdir {workdir} holds no {CONFIG}: not a run folder.")
+    config = ml_collections.ConfigDict(json.loads((workdir / CONFIG).read_text()))
+    config.mesh_shape = None
+    settings = settings_from_config(config)
+    manager = ocp.CheckpointManager((workdir / CHECKPOINTS).absolute())
+    steps = sorted(manager.all_steps())
+    if not steps:
+        raise ValueError(f"workdir {workdir} holds no checkpoint under {CHECKPOINTS}/.")
+    chosen = steps[-1] if step is None else step
+    if chosen not in steps:
+        raise ValueError(f"step must be one of the checkpoints {steps} in {workdir}, got {step}.")
+    mesh = make_mesh(None)
+    with jax.set_mesh(mesh):
+        program = make_train_program(
+            model_config=settings.model,
+            task=settings.task,
+            layout=settings.protocol,
+            tx=make_optimizer(**settings.optimizer),
+            batch_size=settings.batch_size,
+            min_length=settings.min_length,
+            max_length=settings.max_length,
+            width=settings.train_width,
+            mesh=mesh,
+        )
+        keys = jnp.stack([jax.random.key(seed) for seed in settings.seeds])
+        abstract = jax.eval_shape(program.init, keys)
+        state = manager.restore(chosen, args=ocp.args.StandardRestore(abstract))
+    manager.close()
+    results_path = workdir / RESULTS
+    results = json.loads(results_path.read_text()) if results_path.exists() else None
+    return LoadedRun(workdir, settings, program.graphdef, state, int(chosen), results)

@@ -1,0 +1,293 @@
+"""Sweeps: the cross product tasks x encodings, each run (all seeds in one program) trained by
+`train_and_evaluate` in its own folder <workdir>/<task>/<encoding>.
+
+A sweep config (see configs/sweeps/quick.py) is an ml_collections ConfigDict with:
+  name       the report's title.
+  tasks      [{"label": str, "config": <experiment ConfigDict from configs/<task>.py>}].
+  encodings  [{"label": str, "name": <registry name>, "options": {...}, "overrides": {...}}]
+             ("options" and "overrides" optional).
+  seeds      seeds of every run, trained together.
+  overrides  nested {section: {field: value}} applied to every run's config.
+  metric     the report's metric ("" = per protocol).
+Nothing here reports: pe_jax.reporting.write_report(workdir) reads the results afterwards.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import fnmatch
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import ml_collections
+
+from pe_jax.training._distributed import is_primary
+from pe_jax.training._run import (
+    CONFIG,
+    RESULTS,
+    NonFiniteError,
+    _format_eta,
+    train_and_evaluate,
+    write_json_atomic,
+)
+
+# The manifest name pe_jax.reporting reads (it may not import this module: reporting sits
+# above training and reads files only).
+MANIFEST = "sweep.json"
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepRun:
+    """One run of a sweep: a task label, an encoding label and the full experiment config."""
+
+    task: str
+    encoding: str
+    config: ml_collections.ConfigDict
+
+    @property
+    def name(self) -> str:
+        """The run's sub-folder "task/encoding", also the name `--only` matches."""
+        return f"{self.task}/{self.encoding}"
+
+    def workdir(self, root: str | os.PathLike) -> Path:
+        return Path(root) / self.task / self.encoding
+
+
+def _check_label(where: str, label) -> str:
+    if not isinstance(label, str) or not _LABEL.match(label):
+        raise ValueError(
+            f"{where} must be a folder-safe label (letters, digits, _ . + = -), got {label!r}."
+        )
+    return label
+
+
+def _merge(config: ml_collections.ConfigDict, overrides, where: str) -> None:
+    """Sets the fields of nested mapping `overrides` in `config`; unknown fields are errors."""
+    for key, value in overrides.items():
+        if key not in config:
+            raise ValueError(f"{where}.{key} is not a field of the experiment config.")
+        current = config[key]
+        if isinstance(current, ml_collections.ConfigDict) and hasattr(value, "items"):
+            if key in ("task_options", "encoding_options"):  # free-form: replaced entries
+                merged = current.to_dict()
+                merged.update(dict(value.items()))
+                config[key] = ml_collections.ConfigDict(merged)
+            else:
+                _merge(current, value, f"{where}.{key}")
+        elif isinstance(current, tuple) and isinstance(value, list):
+            config[key] = tuple(value)
+        else:
+            config[key] = value
+
+
+def expand_sweep(sweep: ml_collections.ConfigDict) -> list[SweepRun]:
+    """The runs of a sweep config, task-major in the listed order.
+
+    Each run's config is a copy of its task's config with `sweep.overrides`, then the
+    encoding's `overrides`, then model.encoding / model.encoding_options and seeds set.
+
+    Raises:
+      ValueError: a missing or empty field, a duplicate or unsafe label, an unknown field in
+        an override; each naming where (e.g. `sweep.encodings[2].label`).
+    """
+    for field in ("tasks", "encodings", "seeds"):
+        if field not in sweep or not sweep[field]:
+            raise ValueError(f"sweep.{field} must be a non-empty list, got {sweep.get(field)!r}.")
+    seeds = tuple(int(s) for s in sweep.seeds)
+    common = sweep.get("overrides") or {}
+    tasks = []
+    for i, task in enumerate(sweep.tasks):
+        label = _check_label(f"sweep.tasks[{i}].label", task.get("label"))
+        if not isinstance(task.get("config"), ml_collections.ConfigDict):
+            raise ValueError(
+                f"sweep.tasks[{i}].config must be an experiment ConfigDict (from "
+                f"configs/<task>.py get_config), got {type(task.get('config')).__name__}."
+            )
+        tasks.append((label, task["config"]))
+    encodings = []
+    for j, enc in enumerate(sweep.encodings):
+        label = _check_label(f"sweep.encodings[{j}].label", enc.get("label"))
+        if not isinstance(enc.get("name"), str):
+            raise ValueError(f"sweep.encodings[{j}].name must be a registry name, got {enc!r}.")
+        encodings.append((j, label, enc))
+    for kind, labels in (
+        ("tasks", [t for t, _ in tasks]),
+        ("encodings", [e[1] for e in encodings]),
+    ):
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ValueError(f"sweep.{kind} labels must be unique, got duplicates {dupes}.")
+
+    runs = []
+    for task_label, base in tasks:
+        for j, label, enc in encodings:
+            config = copy.deepcopy(base)
+            _merge(config, common, "sweep.overrides")
+            _merge(config, enc.get("overrides") or {}, f"sweep.encodings[{j}].overrides")
+            config.model.encoding = enc["name"]
+            config.model.encoding_options = ml_collections.ConfigDict(
+                dict(enc.get("options") or {})
+            )
+            config.seeds = seeds
+            runs.append(SweepRun(task=task_label, encoding=label, config=config))
+    return runs
+
+
+def select_runs(runs: Sequence[SweepRun], only: str | Sequence[str] | None) -> list[SweepRun]:
+    """The runs matching any of the `only` patterns (all runs when None or empty).
+
+    A pattern is an fnmatch pattern over "task/encoding" ("reverse/rope", "*/alibi"); one
+    without "/" matches a run whose task label or encoding label matches it ("rope", "copy").
+
+    Raises:
+      ValueError: a pattern that matches no run (a typo would otherwise run nothing).
+    """
+    if isinstance(only, str):
+        only = [p.strip() for p in only.split(",")]
+    patterns = [p for p in (only or []) if p]
+    if not patterns:
+        return list(runs)
+
+    def matches(run: SweepRun, pattern: str) -> bool:
+        if "/" in pattern:
+            return fnmatch.fnmatchcase(run.name, pattern)
+        return fnmatch.fnmatchcase(run.task, pattern) or fnmatch.fnmatchcase(run.encoding, pattern)
+
+    for pattern in patterns:
+        if not any(matches(r, pattern) for r in runs):
+            raise ValueError(
+                f"only: pattern {pattern!r} matches no run; runs are {[r.name for r in runs]}."
+            )
+    return [r for r in runs if any(matches(r, p) for p in patterns)]
+
+
+def _config_json(config: ml_collections.ConfigDict) -> dict:
+    return json.loads(config.to_json())
+
+
+def is_finished(run: SweepRun, root: str | os.PathLike) -> bool:
+    """Whether the run's folder holds results.json of exactly this config."""
+    path = run.workdir(root) / RESULTS
+    return path.exists() and json.loads(path.read_text()).get("config") == _config_json(run.config)
+
+
+def _conflicts(runs: Sequence[SweepRun], root: Path) -> list[str]:
+    """Runs whose folder already holds a different config (train_and_evaluate would refuse)."""
+    bad = []
+    for run in runs:
+        saved = run.workdir(root) / CONFIG
+        if saved.exists() and json.loads(saved.read_text()) != _config_json(run.config):
+            bad.append(run.name)
+    return bad
+
+
+def write_manifest(sweep: ml_collections.ConfigDict, runs: Sequence[SweepRun], root: Path) -> None:
+    """<workdir>/sweep.json: the sweep's name, label order, planned runs, report metric.
+
+    Only process 0 writes (the others of a multi-process run share the folder).
+    """
+    if not is_primary():
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "name": sweep.get("name") or root.resolve().name,
+        "tasks": list(dict.fromkeys(r.task for r in runs)),
+        "encodings": list(dict.fromkeys(r.encoding for r in runs)),
+        "runs": [r.name for r in runs],
+        "seeds": [int(s) for s in sweep.seeds],
+        "metric": sweep.get("metric") or "",
+        "sweep_config": json.loads(sweep.to_json()),
+    }
+    write_json_atomic(root / MANIFEST, manifest)
+
+
+def _silent(_: str) -> None:
+    pass
+
+
+def run_sweep(
+    sweep: ml_collections.ConfigDict,
+    workdir: str | os.PathLike,
+    *,
+    only: str | Sequence[str] | None = None,
+    overwrite: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Trains and evaluates every run of `sweep` not finished yet, each in its own folder.
+
+    Finished runs (results.json of the same config) are skipped without loading anything;
+    partial runs resume from their last checkpoint. A run whose loss turns NaN is recorded
+    as failed and the sweep goes on. Progress lines give runs done / total and an ETA from
+    the mean time of the runs trained so far. In a multi-process job every process calls
+    this with the same arguments (each run is one global program); process 0 writes and logs.
+
+    Args:
+      sweep: a sweep config (module docstring).
+      workdir: the sweep folder; runs go to <workdir>/<task>/<encoding>.
+      only: patterns selecting a subset of runs (see `select_runs`).
+      overwrite: restart runs whose folder holds a different config instead of refusing.
+      log: where progress lines go.
+
+    Returns:
+      {"trained": [names], "skipped": [names], "failed": {name: message},
+       "results": {name: results dict}} for the selected runs.
+
+    Raises:
+      ValueError: a bad sweep config or `only`, or (without `overwrite`) selected runs whose
+        folders hold a different config, before anything is trained.
+    """
+    if not is_primary():  # every process runs the sweep; process 0 alone speaks
+        log = _silent
+    root = Path(workdir)
+    runs = expand_sweep(sweep)
+    selected = select_runs(runs, only)
+    conflicts = [] if overwrite else _conflicts(selected, root)
+    if conflicts:
+        raise ValueError(
+            f"runs {conflicts} in {root} were started with a different config; use another "
+            "workdir or pass overwrite=True (--overwrite) to restart them."
+        )
+    write_manifest(sweep, runs, root)
+
+    total = len(selected)
+    out = {"trained": [], "skipped": [], "failed": {}, "results": {}}
+    pending = [r for r in selected if not is_finished(r, root)]
+    pending_names = {r.name for r in pending}
+    for run in selected:
+        if run.name not in pending_names:
+            out["skipped"].append(run.name)
+            out["results"][run.name] = json.loads((run.workdir(root) / RESULTS).read_text())
+    log(
+        f"sweep {root}: {total} runs selected of {len(runs)}, {len(out['skipped'])} finished "
+        f"earlier (skipped), {len(pending)} to train"
+    )
+    durations: list[float] = []
+    for i, run in enumerate(pending):
+        done = len(out["skipped"]) + i
+        left = len(pending) - i
+        eta = _format_eta(left * sum(durations) / len(durations)) if durations else "unknown"
+        log(f"[{done + 1}/{total}] {run.name}: training ({left} to train, ETA {eta})")
+        t0 = time.perf_counter()
+        try:
+            results = train_and_evaluate(
+                run.config, run.workdir(root), overwrite=overwrite, log=lambda m: log(f"  {m}")
+            )
+        except NonFiniteError as e:
+            out["failed"][run.name] = str(e)
+            log(f"[{done + 1}/{total}] {run.name}: FAILED ({e})")
+            continue
+        durations.append(time.perf_counter() - t0)
+        out["trained"].append(run.name)
+        out["results"][run.name] = results
+        log(f"[{done + 1}/{total}] {run.name}: done in {_format_eta(durations[-1])}")
+    log(
+        f"sweep {root}: {len(out['trained'])} trained, {len(out['skipped'])} skipped, "
+        f"{len(out['failed'])} failed"
+    )
+    return out

@@ -1,0 +1,86 @@
+"""The benchmark runs end to end at a tiny size and writes well-formed JSON (no timing checks)."""
+
+import json
+import math
+
+import pytest
+
+from pe_jax.benchmark import (
+    SECTIONS,
+    BenchmarkConfig,
+    check_targets,
+    format_table,
+    run_benchmark,
+    write_results,
+)
+
+
+def _finite_numbers(value):
+    """Every number in a JSON document, recursively."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int | float):
+        return [value]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _finite_numbers(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _finite_numbers(v)]
+    return []
+
+
+def test_tiny_benchmark_writes_well_formed_json(tmp_path):
+    results = run_benchmark(BenchmarkConfig.preset("tiny"), log=lambda _: None)
+    path = write_results(results, tmp_path / "out" / "benchmark.json")
+    data = json.loads(path.read_text())  # strict JSON: no NaN / Infinity
+    assert all(math.isfinite(n) for n in _finite_numbers(data))
+
+    machine = data["machine"]
+    for key in ("backend", "device_kind", "device_count", "cpu_count", "jax_version"):
+        assert machine[key] not in (None, "")
+    assert set(SECTIONS) <= set(data)
+    assert data["floors"]["copy"]["bytes_per_s"] > 0
+    assert data["floors"]["matmul"]["flops_per_s"] > 0
+    assert {(r["dtype"], r["layout"]) for r in data["rope"]} >= {
+        ("float32", "half"),
+        ("float32", "interleaved"),
+        ("bfloat16", "half"),
+        ("bfloat16", "interleaved"),
+    }
+    assert {r["encoding"] for r in data["bias"]} == {"alibi", "t5", "kerple_log", "fire"}
+    train = {r["encoding"]: r for r in data["train"]["rows"]}
+    assert train["none"]["relative_to_none"] == 1.0
+    assert all(r["tokens_per_s"] > 0 for r in train.values())
+    assert [r["num_seeds"] for r in data["seeds"]] == [1, 2]
+    assert data["sweep"]["num_compilations"] >= 1
+    assert all("error" not in r for r in data["memory"]["rows"]), data["memory"]
+    assert data["memory"]["rows"][0]["temp_bytes"] >= 0
+    peers = data["peers"]
+    assert peers["available"] or "bench" in peers["message"]
+    assert all(t["met"] in (True, False) for t in data["targets"])
+    assert "Targets" in format_table(data)
+
+
+def test_unknown_preset_and_section_are_rejected():
+    with pytest.raises(ValueError, match="preset"):
+        BenchmarkConfig.preset("huge")
+    with pytest.raises(ValueError, match="sections"):
+        run_benchmark(BenchmarkConfig.preset("tiny"), sections=("floors", "gpu"))
+
+
+def test_targets_compare_against_the_issue_limits():
+    results = {
+        "train": {
+            "rows": [
+                {"encoding": "none", "relative_to_none": 1.0},
+                {"encoding": "rope", "relative_to_none": 1.2},
+                {"encoding": "alibi", "relative_to_none": 1.1},
+            ]
+        },
+        "sweep": {"min_length": 1, "max_length": 500, "num_compilations": 9},
+    }
+    met = {t["target"].split(":")[0]: t["met"] for t in check_targets(results)}
+    assert met == {
+        "training step rope": False,
+        "training step alibi": True,
+        "evaluation sweep 1..500": True,
+    }
