@@ -98,7 +98,9 @@ def evaluate(
         raise ValueError(f"samples must be >= 1, got {samples}.")
     widths = [task.width(t, layout) for t in lengths]
     padded = [bucket_width(w) if bucketed else w for w in widths]
-    max_width = max(padded)
+    # The widest bucket whatever `bucketed` says: the sampled examples depend on the sampler's
+    # width, so both modes must draw at the same one to see the same examples.
+    max_width = bucket_width(max(widths))
     sampler = jax.jit(
         lambda key, t: task.sample(
             key,
