@@ -84,6 +84,9 @@ def base_config(*, task: str, protocol: str) -> ml_collections.ConfigDict:
     c.train.clip_norm = 1.0  # global gradient-norm clip (None = off)
     c.train.log_every = 100  # steps between log lines / metrics.jsonl records
     c.train.checkpoint_every = 500  # steps between Orbax checkpoints
+    # Seeds of one device: "vmap" (batched), "map" (one after the other in the same
+    # program), "auto" = "map" on CPU (faster there), "vmap" on GPU/TPU.
+    c.train.seed_loop = "auto"
 
     c.eval = ml_collections.ConfigDict()
     c.eval.lengths = ()  # explicit input lengths; empty = min_length..max_length by stride

@@ -50,7 +50,12 @@ def test_tiny_benchmark_writes_well_formed_json(tmp_path):
     train = {r["encoding"]: r for r in data["train"]["rows"]}
     assert train["none"]["relative_to_none"] == 1.0
     assert all(r["tokens_per_s"] > 0 for r in train.values())
-    assert [r["num_seeds"] for r in data["seeds"]] == [1, 2]
+    assert [(r["seed_loop"], r["num_seeds"]) for r in data["seeds"]] == [
+        ("vmap", 1),
+        ("vmap", 2),
+        ("map", 1),
+        ("map", 2),
+    ]
     assert data["sweep"]["num_compilations"] >= 1
     assert all("error" not in r for r in data["memory"]["rows"]), data["memory"]
     assert data["memory"]["rows"][0]["temp_bytes"] >= 0

@@ -68,6 +68,7 @@ def build(c, mesh):
         max_length=s.max_length,
         width=s.train_width,
         mesh=mesh,
+        seed_loop=s.seed_loop,
     )
     return s, program
 
@@ -108,7 +109,8 @@ def worker_mesh(out: Path) -> None:
     assert jax.device_count() == 4
     facts = {}
     mesh = make_mesh((2, 2))
-    s, program = build(config(seeds=SEEDS, mesh_shape=(2, 2)), mesh)
+    # Seeds vmapped within a device (the GPU/TPU default) for the HLO shapes below.
+    s, program = build(config(seeds=SEEDS, mesh_shape=(2, 2), **{"train.seed_loop": "vmap"}), mesh)
     keys = jnp.stack([jax.random.key(seed) for seed in SEEDS])
     with jax.set_mesh(mesh):
         state = program.init(keys)
@@ -138,7 +140,11 @@ def worker_mesh(out: Path) -> None:
         x.sharding.shard_shape(x.shape)[1:] == x.shape[1:] for x in trained
     )
     facts["params_spec_is_seeds"] = all(x.sharding.spec == P("seeds") for x in trained)
-    np.savez(out / "params_2x2.npz", *flat_params(state))
+    np.savez(out / "params_2x2_vmap.npz", *flat_params(state))
+    # seed_loop="map" (the CPU default): vmapped across the 2 seed shards, looped within each.
+    _, looped = build(config(seeds=SEEDS, mesh_shape=(2, 2), **{"train.seed_loop": "map"}), mesh)
+    state, _, _ = train(looped, mesh, SEEDS, STEPS)
+    np.savez(out / "params_2x2_map.npz", *flat_params(state))
 
     train_and_evaluate(config(seeds=(0,)), out / "run_1x4", log=lambda _: None)
     np.save(out / "losses_1x4.npy", logged_losses(out / "run_1x4"))
@@ -385,9 +391,10 @@ def test_batch_and_seeds_are_split_and_params_replicated_over_data(mesh_report):
     assert facts["params_spec_is_seeds"]
 
 
-def test_seeds_over_a_2x2_mesh_equal_single_runs(workers, reference, mesh_report):
+@pytest.mark.parametrize("seed_loop", ["vmap", "map"])
+def test_seeds_over_a_2x2_mesh_equal_single_runs(workers, reference, mesh_report, seed_loop):
     _, params = reference
-    stacked = np.load(workers.mesh_out / "params_2x2.npz")
+    stacked = np.load(workers.mesh_out / f"params_2x2_{seed_loop}.npz")
     stacked = [stacked[f"arr_{i}"] for i in range(len(stacked.files))]
     for seed in range(len(SEEDS)):
         for got, want in zip(stacked, params[seed], strict=True):

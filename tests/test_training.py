@@ -79,6 +79,14 @@ def test_vmapped_seed_equals_single_run(two_seed_run, tmp_path):
     assert any(not np.allclose(a[0], a[1]) for a in both)
 
 
+def test_seed_loops_train_the_same_models(two_seed_run, tmp_path):
+    # The default on CPU is seed_loop="auto" -> "map"; "vmap" batches the seeds instead.
+    workdir, _ = two_seed_run
+    train_and_evaluate(tiny(seeds=(0, 1), **{"train.seed_loop": "vmap"}), tmp_path, log=quiet)
+    for a, b in zip(_final_params(workdir), _final_params(tmp_path), strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
+
 def test_finished_run_is_not_retrained_and_other_config_is_refused(two_seed_run):
     workdir, results = two_seed_run
     mtime = (workdir / "results.json").stat().st_mtime_ns
@@ -98,6 +106,7 @@ def test_finished_run_is_not_retrained_and_other_config_is_refused(two_seed_run)
         ({"train.max_length": 0}, "config.train.max_length"),
         ({"eval.lengths": (1, 400), "model.encoding": "learned"}, "max_length"),
         ({"seeds": (1, 1)}, "config.seeds"),
+        ({"train.seed_loop": "pmap"}, "config.train.seed_loop"),
     ],
 )
 def test_bad_config_fails_before_training(tmp_path, overrides, field):

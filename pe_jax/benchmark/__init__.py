@@ -3,15 +3,9 @@
 Imports training, evaluation, nn and encodings; nothing in the library imports it.
 """
 
+from pe_jax.benchmark._config import PRESETS, SECTIONS, BenchmarkConfig, base_encodings
 from pe_jax.benchmark._model import ReferenceModel
-from pe_jax.benchmark._run import (
-    PRESETS,
-    SECTIONS,
-    BenchmarkConfig,
-    base_encodings,
-    run_benchmark,
-    write_results,
-)
+from pe_jax.benchmark._run import run_benchmark, write_results
 from pe_jax.benchmark._summary import check_targets, format_table
 
 __all__ = [

@@ -72,7 +72,7 @@ class ReferenceModel:
 
 
 def build_program(
-    model: ReferenceModel, encoding: str, *, num_seeds: int = 1
+    model: ReferenceModel, encoding: str, *, num_seeds: int = 1, seed_loop: str = "auto"
 ) -> tuple[TrainProgram, dict, jax.Array]:
     """The runner's seed-vmapped training program for `model`, its initial state and seed keys."""
     task = get_task(model.task)
@@ -87,6 +87,7 @@ def build_program(
         max_length=model.max_length,
         width=model.train_width,
         mesh=make_mesh(),
+        seed_loop=seed_loop,
     )
     keys = jnp.stack([jax.random.key(seed) for seed in range(num_seeds)])
     return program, program.init(keys), keys
@@ -107,6 +108,7 @@ def time_train_step(
     encoding: str,
     *,
     num_seeds: int = 1,
+    seed_loop: str = "auto",
     repeats: int,
     steps_per_run: int,
     dispatch_steps: int = 0,
@@ -120,7 +122,9 @@ def time_train_step(
     `dispatch_steps`, the same program then runs the loop of `_dispatch_loop`.
     """
     with jax.set_mesh(make_mesh()):
-        program, state, keys = build_program(model, encoding, num_seeds=num_seeds)
+        program, state, keys = build_program(
+            model, encoding, num_seeds=num_seeds, seed_loop=seed_loop
+        )
         flops = _flops(program.step.lower(state, keys, jnp.int32(0)))
         start = time.perf_counter()
         state, metrics = program.step(state, keys, jnp.int32(0))
@@ -140,6 +144,7 @@ def time_train_step(
     row = {
         "encoding": encoding,
         "num_seeds": num_seeds,
+        "seed_loop": seed_loop,
         "step_s": t["median_s"],
         "step_min_s": t["min_s"],
         "step_max_s": t["max_s"],

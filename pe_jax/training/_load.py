@@ -105,6 +105,7 @@ def load_run(workdir: str | os.PathLike, *, step: int | None = None) -> LoadedRu
             max_length=settings.max_length,
             width=settings.train_width,
             mesh=mesh,
+            seed_loop=settings.seed_loop,
         )
         keys = jnp.stack([jax.random.key(seed) for seed in settings.seeds])
         abstract = jax.eval_shape(program.init, keys)

@@ -162,6 +162,7 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> d
         max_length=s.max_length,
         width=s.train_width,
         mesh=mesh,
+        seed_loop=s.seed_loop,
     )
     keys = jnp.stack([jax.random.key(seed) for seed in s.seeds])
     manager = ocp.CheckpointManager(

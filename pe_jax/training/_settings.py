@@ -19,6 +19,7 @@ from pe_jax.nn._config import TransformerConfig
 from pe_jax.nn._transformer import Transformer
 from pe_jax.tasks import get_task, list_tasks
 from pe_jax.tasks._base import Task
+from pe_jax.training._step import SEED_LOOPS
 
 PROTOCOLS = ("encoder", "decoder")
 
@@ -43,6 +44,7 @@ class Settings:
     eval_samples: int
     eval_seed: int
     mesh_shape: tuple[int, int] | None
+    seed_loop: str = "auto"
 
 
 def _get(config, path: str):
@@ -65,6 +67,12 @@ def _options(value) -> dict:
     if isinstance(value, ml_collections.ConfigDict):
         return value.to_dict()
     return dict(value or {})
+
+
+def _seed_loop(value) -> str:
+    if value not in SEED_LOOPS:
+        raise ValueError(f"config.train.seed_loop must be one of {SEED_LOOPS}, got {value!r}.")
+    return value
 
 
 def eval_lengths(config) -> tuple[int, ...]:
@@ -158,6 +166,7 @@ def settings_from_config(config: ml_collections.ConfigDict) -> Settings:
         eval_samples=_int(config, "eval.samples"),
         eval_seed=_int(config, "eval.seed", minimum=0),
         mesh_shape=parse_mesh_shape(config.get("mesh_shape")),
+        seed_loop=_seed_loop(config.train.get("seed_loop", "auto")),
     )
 
 
