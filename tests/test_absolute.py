@@ -99,9 +99,48 @@ def test_randomized_positions_cover_the_range():
     assert counts.min() > 0  # every position of [0, max_length) is sampled
 
 
+def test_padded_examples_draw_positions_of_their_own_length():
+    """With `lengths`, n real tokens of an L-wide row get a sample of n from [0, max_length)
+    (expected largest (max_length + 1) n / (n + 1) - 1), not the first n of a sample of L."""
+    n, width, top = 4, 16, 1000
+    lengths = jnp.full((4000,), n)
+    r = np.asarray(randomized_positions(jax.random.key(5), width, max_length=top, lengths=lengths))
+    assert (np.diff(r[:, :n], axis=-1) > 0).all() and r.min() >= 0 and r.max() < top
+    assert (r[:, n:] == r[:, n - 1 : n]).all()  # padding slots repeat the last real position
+    expected = (top + 1) * n / (n + 1) - 1  # 800
+    assert abs(r[:, n - 1].mean() - expected) < 0.03 * expected
+    unaware = np.asarray(
+        randomized_positions(jax.random.key(5), width, max_length=top, batch_size=4000)
+    )
+    assert unaware[:, n - 1].mean() < 0.4 * expected  # ~ top * n / (width + 1) = 235
+    # the first n of a row's top-L draws are its top-n draws: the same sample as unpadded
+    mixed = jnp.array([3, 16])
+    padded = np.asarray(
+        randomized_positions(jax.random.key(6), width, max_length=64, lengths=mixed)
+    )
+    alone = np.asarray(randomized_positions(jax.random.key(6), 3, max_length=64, batch_size=2))
+    np.testing.assert_array_equal(padded[0, :3], alone[0])
+    assert (np.diff(padded[1]) > 0).all()
+    s = np.asarray(shifted_positions(jax.random.key(7), width, max_shift=10, lengths=lengths))
+    assert (np.diff(s[:, :n], axis=-1) == 1).all() and (s[:, n:] == s[:, n - 1 : n]).all()
+    assert s[:, 0].min() == 0 and s[:, 0].max() == 10 + width - n  # last real position <= 25
+
+
 @pytest.mark.parametrize(
     "call, name",
     [
+        (
+            lambda: randomized_positions(
+                jax.random.key(0), 4, max_length=8, lengths=jnp.ones((2, 2))
+            ),
+            "lengths",
+        ),
+        (
+            lambda: shifted_positions(
+                jax.random.key(0), 4, max_shift=1, batch_size=3, lengths=jnp.ones(2)
+            ),
+            "lengths",
+        ),
         (lambda: sinusoidal(jnp.array([0.5]), 4), "positions"),
         (lambda: sinusoidal(jnp.array([1]), 5), "dim"),
         (lambda: sinusoidal(jnp.array([1]), 4, max_wavelength=0.0), "max_wavelength"),

@@ -275,6 +275,22 @@ def test_padding_does_not_change_real_outputs(case):
     np.testing.assert_allclose(padded[1, :short], unpadded, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("name", ["randomized_rope", "shifted_sinusoidal"])
+def test_padded_example_gets_the_positions_of_its_unpadded_self(name):
+    """Randomized positions are drawn per example for its real length (from the mask), so
+    with the same key a padded example computes exactly what it does unpadded."""
+    m = model(name, False, {"max_length": 64})
+    short = LENGTH - 3
+    tokens = TOKENS.at[:, short:].set(7)
+    mask = jnp.broadcast_to(jnp.arange(LENGTH) < short, TOKENS.shape)
+    padded = m(tokens, mask=mask, key=KEY)
+    unpadded = m(TOKENS[:, :short], mask=mask[:, :short], key=KEY)
+    np.testing.assert_allclose(padded[:, :short], unpadded, atol=1e-5, rtol=1e-5)
+    # and the draw is keyed: another key gives other positions, other outputs
+    other = m(TOKENS[:, :short], mask=mask[:, :short], key=jax.random.key(9))
+    assert float(jnp.abs(other - unpadded).max()) > 1e-3
+
+
 @pytest.mark.parametrize("case", [("t5", False), ("cope", True)], ids=_case_id)
 def test_fully_padded_example_stays_finite(case):
     """A row whose keys are all masked gets a uniform average, not NaN (both attention paths);

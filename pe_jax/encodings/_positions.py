@@ -42,7 +42,12 @@ def arange_positions(length: int, *, offset: int = 0, batch_size: int | None = N
 
 
 def randomized_positions(
-    key: jax.Array, length: int, *, max_length: int, batch_size: int | None = None
+    key: jax.Array,
+    length: int,
+    *,
+    max_length: int,
+    batch_size: int | None = None,
+    lengths: jax.Array | None = None,
 ) -> jax.Array:
     """Sorted sample of `length` distinct positions from [0, max_length).
 
@@ -51,37 +56,57 @@ def randomized_positions(
     larger than the test length, so every position the model meets at test time was seen during
     training. Each example of a batch gets its own sample.
 
+    For padded batches, `lengths` gives each example's number of real tokens n (a prefix of
+    the L slots): the sample is then of n positions, drawn as for an unpadded input of
+    length n, and the padding slots repeat the last of them. Without it, a short example in a
+    wide batch would get the first n of L sorted draws, denser than a sample of n.
+
     Args:
       key: PRNG key.
       length: L >= 1.
       max_length: size of the range, >= length (2048 in the paper).
       batch_size: if given, B independent samples, [B, L].
+      lengths: optional int [B] real lengths in [1, L]; implies batch_size = B.
 
     Returns:
-      int32 [L] or [B, L], strictly increasing along the last axis.
+      int32 [L] or [B, L], strictly increasing along the last axis (over the first lengths[b]
+      entries when `lengths` is given).
 
     Raises:
-      ValueError: length < 1, max_length < length, batch_size < 1.
+      ValueError: length < 1, max_length < length, batch_size < 1, or lengths not of shape
+        [batch_size].
     """
     length = check_positive_int("length", length)
     max_length = check_positive_int("max_length", max_length)
     if max_length < length:
         raise ValueError(f"max_length must be >= length ({length}), got {max_length}.")
     _check_batch_size(batch_size)
+    index = jnp.arange(length, dtype=jnp.int32)
 
-    def one(k):
-        # Top-L of i.i.d. uniform scores is a uniform subset without replacement.
+    def one(k, n):
+        # Top-L of i.i.d. uniform scores is a uniform subset without replacement, in a uniformly
+        # random order, so its first n entries are a uniform n-subset.
         scores = jax.random.uniform(k, (max_length,))
         _, idx = jax.lax.top_k(scores, length)
-        return jnp.sort(idx).astype(jnp.int32)
+        idx = jnp.sort(jnp.where(index < n, idx, max_length)).astype(jnp.int32)
+        return jnp.where(index < n, idx, idx[jnp.maximum(n, 1) - 1])
 
-    if batch_size is None:
-        return one(key)
-    return jax.vmap(one)(jax.random.split(key, batch_size))
+    if lengths is not None:
+        batch_size = _check_lengths(lengths, batch_size)
+    elif batch_size is None:
+        return one(key, length)
+    else:
+        lengths = jnp.full((batch_size,), length, jnp.int32)
+    return jax.vmap(one)(jax.random.split(key, batch_size), lengths)
 
 
 def shifted_positions(
-    key: jax.Array, length: int, *, max_shift: int, batch_size: int | None = None
+    key: jax.Array,
+    length: int,
+    *,
+    max_shift: int,
+    batch_size: int | None = None,
+    lengths: jax.Array | None = None,
 ) -> jax.Array:
     """Consecutive positions starting at a random offset drawn uniformly from [0, max_shift].
 
@@ -89,22 +114,43 @@ def shifted_positions(
     Embedding"): absolute encodings then cannot rely on the first position being 0, while
     relative ones are unaffected.
 
+    With `lengths` (real tokens n per example, a prefix of the L slots), an example's offset is
+    drawn from [0, max_shift + L - n], the range its last real position would have unpadded,
+    and padding slots repeat the last real position.
+
     Args:
       key: PRNG key.
       length: L >= 1.
       max_shift: largest offset, >= 0.
       batch_size: if given, one offset per example, [B, L].
+      lengths: optional int [B] real lengths in [1, L]; implies batch_size = B.
 
     Returns:
       int32 [L] or [B, L].
 
     Raises:
-      ValueError: length < 1, max_shift < 0, batch_size < 1.
+      ValueError: length < 1, max_shift < 0, batch_size < 1, or lengths not of shape
+        [batch_size].
     """
     length = check_positive_int("length", length)
     if not isinstance(max_shift, int) or max_shift < 0:
         raise ValueError(f"max_shift must be an integer >= 0, got {max_shift!r}.")
     _check_batch_size(batch_size)
-    shape = () if batch_size is None else (batch_size, 1)
-    offset = jax.random.randint(key, shape, 0, max_shift + 1, dtype=jnp.int32)
-    return jnp.arange(length, dtype=jnp.int32) + offset
+    index = jnp.arange(length, dtype=jnp.int32)
+    if lengths is None:
+        shape = () if batch_size is None else (batch_size, 1)
+        offset = jax.random.randint(key, shape, 0, max_shift + 1, dtype=jnp.int32)
+        return index + offset
+    batch_size = _check_lengths(lengths, batch_size)
+    n = lengths.astype(jnp.int32)[:, None]
+    offset = jax.random.randint(key, (batch_size, 1), 0, max_shift + length - n + 1)
+    return offset.astype(jnp.int32) + jnp.minimum(index, jnp.maximum(n, 1) - 1)
+
+
+def _check_lengths(lengths: jax.Array, batch_size: int | None) -> int:
+    """The batch size of a [B] lengths array (which must match batch_size if given)."""
+    shape = getattr(lengths, "shape", None)
+    if shape is None or len(shape) != 1 or (batch_size is not None and shape[0] != batch_size):
+        want = "[B]" if batch_size is None else f"[{batch_size}]"
+        raise ValueError(f"lengths must have shape {want}, got {shape}.")
+    return shape[0]

@@ -58,22 +58,8 @@ def attention_maps(
     x = model.embed_tokens(tokens)
     batch, length = tokens.shape
     encoding = model.encoding
-    limit = encoding.max_length
-    if not encoding.randomizes_positions and limit is not None and length > limit:
-        raise ValueError(
-            f"sequence length {length} exceeds the {config.encoding!r} encoding's "
-            f"max_length={limit} (positions 0..{length - 1})."
-        )
-    # 1-D, as the evaluation feeds them: relative biases get a leading 1, not a batch axis.
-    positions = jnp.arange(length, dtype=jnp.int32)
-    positions = encoding.positions(
-        positions, key=None if key is None else jax.random.fold_in(key, 0)
-    )
-    attn_mask = None
-    if mask is not None:
-        if mask.shape != (batch, length):
-            raise ValueError(f"mask must have shape [{batch}, {length}], got {mask.shape}.")
-        attn_mask = mask.astype(bool)[:, None, None, :]
+    positions = model.input_positions(batch, length, mask=mask, key=key)  # as the model does
+    attn_mask = None if mask is None else mask.astype(bool)[:, None, None, :]
     if config.causal:
         # By index, as the model does: positions may be randomized or shifted.
         index = jnp.arange(length, dtype=jnp.int32)

@@ -34,9 +34,19 @@ class Encoding(nnx.Module):
     supports_decoding: bool = True
     attention_params: bool = False
 
-    def positions(self, positions: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
-        """Positions to feed the model; `positions` is the default int32 [B, L] arange."""
-        del key
+    def positions(
+        self,
+        positions: jax.Array,
+        *,
+        key: jax.Array | None = None,
+        lengths: jax.Array | None = None,
+    ) -> jax.Array:
+        """Positions to feed the model; `positions` is the default int32 [L] or [B, L] arange.
+
+        `lengths` (int [B], real tokens per example of a padded batch) matters only to
+        encodings that draw positions (`randomizes_positions`).
+        """
+        del key, lengths
         return positions
 
     def embed(self, x: jax.Array, positions: jax.Array) -> jax.Array:

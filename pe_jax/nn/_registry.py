@@ -108,6 +108,8 @@ class RandomizedPositions(Encoding):
 
     `positions` needs a PRNG key and only uses the shape of the positions it is given, so it
     must be called once per sequence (for decoding: once for the whole length, then sliced).
+    With `lengths` (real tokens per example of a padded batch, which the Transformer passes
+    whenever it gets a padding mask), each example's sample is of its own length, as unpadded.
     Inputs longer than max_length raise ValueError.
     """
 
@@ -121,7 +123,13 @@ class RandomizedPositions(Encoding):
         self.supports_decoding = False  # a sample per sequence; a decode step sees one position
         self.attention_params = inner.attention_params
 
-    def positions(self, positions: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
+    def positions(
+        self,
+        positions: jax.Array,
+        *,
+        key: jax.Array | None = None,
+        lengths: jax.Array | None = None,
+    ) -> jax.Array:
         if key is None:
             raise ValueError(
                 "key must be a PRNG key for randomized positions (Ruoss et al. 2023 sample them "
@@ -131,12 +139,16 @@ class RandomizedPositions(Encoding):
         batch_size = positions.shape[0] if positions.ndim == 2 else None
         if self.mode == "sorted":
             return randomized_positions(
-                key, length, max_length=self.max_length, batch_size=batch_size
+                key, length, max_length=self.max_length, batch_size=batch_size, lengths=lengths
             )
         if length > self.max_length:
             raise ValueError(f"max_length must be >= length ({length}), got {self.max_length}.")
         return shifted_positions(
-            key, length, max_shift=self.max_length - length, batch_size=batch_size
+            key,
+            length,
+            max_shift=self.max_length - length,
+            batch_size=batch_size,
+            lengths=lengths,
         )
 
     def embed(self, x: jax.Array, positions: jax.Array) -> jax.Array:

@@ -147,6 +147,52 @@ class Transformer(nnx.Module):
             key=key,
         )
 
+    def input_positions(
+        self,
+        batch: int,
+        length: int,
+        *,
+        positions: jax.Array | None = None,
+        mask: jax.Array | None = None,
+        key: jax.Array | None = None,
+    ) -> jax.Array:
+        """The positions a full pass over [batch, length] tokens feeds the encoding's hooks.
+
+        arange(L) (or the given `positions`), passed through the encoding's `positions` hook
+        with `fold_in(key, 0)`; for encodings that draw positions, a padding `mask` gives each
+        example's real length so its sample is drawn as for the unpadded input ([B, L] then).
+
+        Raises:
+          ValueError: bad positions / mask shapes, or L beyond the encoding's max_length.
+        """
+        encoding = self.encoding
+        if mask is not None and mask.shape != (batch, length):
+            raise ValueError(f"mask must have shape [{batch}, {length}], got {mask.shape}.")
+        if positions is None and encoding.randomizes_positions:
+            positions = default_positions(batch, length)  # [B, L]: a sample per example
+        elif positions is None:
+            limit = encoding.max_length
+            if limit is not None and length > limit:
+                raise ValueError(
+                    f"sequence length {length} exceeds the {self.config.encoding!r} encoding's "
+                    f"max_length={limit} (positions 0..{length - 1})."
+                )
+            positions = jnp.arange(length, dtype=jnp.int32)
+        else:
+            positions = check_int_positions("positions", positions)
+            if positions.shape[-1] != length or positions.shape[:-1] not in ((), (batch,)):
+                raise ValueError(
+                    f"positions must have shape [{length}] or [{batch}, {length}], got "
+                    f"{positions.shape}."
+                )
+        lengths = None
+        if encoding.randomizes_positions and mask is not None:
+            lengths = jnp.sum(mask.astype(jnp.int32), axis=-1)
+            positions = jnp.broadcast_to(positions, (batch, length))
+        return encoding.positions(
+            positions, key=None if key is None else jax.random.fold_in(key, 0), lengths=lengths
+        )
+
     def forward_embeddings(
         self,
         x: jax.Array,
@@ -176,32 +222,8 @@ class Transformer(nnx.Module):
                 "key is required for dropout (deterministic=False) and for encodings with "
                 f"randomized positions ({config.encoding!r})."
             )
-        if positions is None:
-            if self.encoding.randomizes_positions:
-                positions = default_positions(batch, length)
-            else:
-                limit = self.encoding.max_length
-                if limit is not None and length > limit:
-                    raise ValueError(
-                        f"sequence length {length} exceeds the {config.encoding!r} encoding's "
-                        f"max_length={limit} (positions 0..{length - 1})."
-                    )
-                positions = jnp.arange(length, dtype=jnp.int32)
-        else:
-            positions = check_int_positions("positions", positions)
-            if positions.shape[-1] != length or positions.shape[:-1] not in ((), (batch,)):
-                raise ValueError(
-                    f"positions must have shape [{length}] or [{batch}, {length}], got "
-                    f"{positions.shape}."
-                )
-        positions = self.encoding.positions(
-            positions, key=None if key is None else jax.random.fold_in(key, 0)
-        )
-        attn_mask = None
-        if mask is not None:
-            if mask.shape != (batch, length):
-                raise ValueError(f"mask must have shape [{batch}, {length}], got {mask.shape}.")
-            attn_mask = mask.astype(bool)[:, None, None, :]
+        positions = self.input_positions(batch, length, positions=positions, mask=mask, key=key)
+        attn_mask = None if mask is None else mask.astype(bool)[:, None, None, :]
         is_causal = config.causal and attn_mask is None
         if config.causal and attn_mask is not None:
             # Causality is by index in a full pass (positions may be randomized or shifted).
