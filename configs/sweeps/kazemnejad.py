@@ -87,7 +87,7 @@ def get_config(arg: str | None = None):
                 "share_encoding": True,  # one T5 table for all layers, as T5 does
             },
             "train": {
-                "steps": 1500,  # published 40,000
+                "steps": 1000,  # published 40,000
                 "batch_size": 32,  # published 64
                 "learning_rate": 5e-3,  # published 3e-5 (for a 107M model)
                 "warmup_steps": 50,  # linear warmup, then cosine decay

@@ -17,15 +17,11 @@ Adam steps of batch 32 at learning rate 5e-3 (50 warmup, cosine); evaluation on 
 ~0 beyond ~1.5x the train length for every encoding, which hides the differences the curves
 show.
 
-Measured (2026-11-29, 2-core CPU shared with other jobs, load average ~1.5-4 during the run):
-12 min 56 s wall, 14.3 CPU-minutes (user + sys), i.e. about 1 min 50 s per run; expect
-roughly 8-10 minutes on an idle 2-core CPU. In-distribution per-token accuracy (mean of
-lengths 2..16, 2 seeds): none 99.3%, sinusoidal 100.0%, learned 100.0%, rope 100.0%, alibi
-99.9%, t5 99.5%, randomized_rope 97.4%. randomized_rope is lowest at T=16 (86.7%) because
-evaluation pads T=16 (33 tokens) to width 64 and draws the random positions for the padded
-width, so they are denser than the 33-token training width saw. Exact match at T=16 is
-lower for the encodings that infer positions (none 47%, t5 70%, randomized_rope 11%; 86-100%
-for the others): per-token accuracy is the fairer in-distribution figure at this budget.
+Measured (2026-11-29, 2-core CPU, no other job running): 8 min 25 s wall, 12.8 CPU-minutes
+(user + sys), i.e. about 1 min 10 s per run (seeds looped in one program, `train.seed_loop`
+"auto" = "map" on CPU). In-distribution per-token accuracy (mean of lengths 2..16, 2 seeds):
+none 99.4%, sinusoidal 100.0%, learned 100.0%, rope 100.0%, alibi 99.9%, t5 99.6%,
+randomized_rope 99.7%.
 """
 
 import ml_collections
