@@ -3,9 +3,13 @@
   python -m experiments.benchmark                    # full run (about 20-30 min on 2 CPU cores)
   python -m experiments.benchmark --quick            # under 2 minutes on 2 CPU cores
   python -m experiments.benchmark --sections=floors,rope --out=/tmp/rope.json
+  python -m experiments.benchmark --from_json=benchmark.json --markdown=benchmark.md
 
 The peer comparison needs the optional extra: pip install -e .[bench]
 """
+
+import json
+from pathlib import Path
 
 from absl import app, flags
 
@@ -21,15 +25,23 @@ from pe_jax.benchmark import (
 _QUICK = flags.DEFINE_bool("quick", False, "Small sizes: finishes in under 2 minutes.")
 _PRESET = flags.DEFINE_enum("preset", None, PRESETS, "Sizes by name; overrides --quick.")
 _OUT = flags.DEFINE_string("out", "benchmark.json", "Where the JSON results go.")
+_MARKDOWN = flags.DEFINE_string("markdown", None, "Also write the printed tables to this file.")
+_FROM = flags.DEFINE_string("from_json", None, "Only print (and --markdown) an earlier JSON.")
 _SECTIONS = flags.DEFINE_list("sections", list(SECTIONS), f"Sections to run, among {SECTIONS}.")
 
 
 def main(argv):
     del argv
-    preset = _PRESET.value or ("quick" if _QUICK.value else "full")
-    results = run_benchmark(BenchmarkConfig.preset(preset), sections=tuple(_SECTIONS.value))
-    print(format_table(results))
-    print(f"wrote {write_results(results, _OUT.value)}")
+    if _FROM.value:
+        results = json.loads(Path(_FROM.value).read_text())
+    else:
+        preset = _PRESET.value or ("quick" if _QUICK.value else "full")
+        results = run_benchmark(BenchmarkConfig.preset(preset), sections=tuple(_SECTIONS.value))
+        print(f"wrote {write_results(results, _OUT.value)}")
+    table = format_table(results)
+    print(table)
+    if _MARKDOWN.value:
+        Path(_MARKDOWN.value).write_text(table + "\n")
 
 
 if __name__ == "__main__":

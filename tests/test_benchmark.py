@@ -2,6 +2,9 @@
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +16,8 @@ from pe_jax.benchmark import (
     run_benchmark,
     write_results,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _finite_numbers(value):
@@ -63,6 +68,22 @@ def test_tiny_benchmark_writes_well_formed_json(tmp_path):
     assert peers["available"] or "bench" in peers["message"]
     assert all(t["met"] in (True, False) for t in data["targets"])
     assert "Targets" in format_table(data)
+    # the command line re-prints a written JSON and keeps the tables as markdown
+    markdown = tmp_path / "benchmark.md"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.benchmark",
+            f"--from_json={path}",
+            f"--markdown={markdown}",
+        ],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert markdown.read_text().strip() == format_table(data).strip()
 
 
 def test_unknown_preset_and_section_are_rejected():
