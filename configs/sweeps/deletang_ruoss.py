@@ -15,21 +15,22 @@ each encoding but none, positions drawn from [0, 2048)) = 66 runs of 2 seeds eac
 Two scales (arg after ":"), both against the published setup:
   model   3 blocks, width 64, 4 heads, MLP 4x, post-LN, no dropout (~0.15M parameters)
           published: 5 blocks, width 64, 8 heads, MLP 4x, post-LN, dropout 0.1
-  train   1,500 steps, batch 32, Adam lr 3e-3 (100 warmup, cosine), clip 1.0, 2 seeds
+  train   1,000 steps, batch 32, Adam lr 3e-3 (100 warmup, cosine), clip 1.0, 2 seeds
           published: 2,000,000 steps, batch 128, lr in {1e-4, 3e-4, 5e-4}, 10 seeds
-  lengths ""  (default): train 1..16, test 1..16 and a grid 17..200 (12.5x, the published
-              ratio 500 / 40), 16 examples per length
+  lengths ""  (default): train 1..16, test 1..16 and a grid 20, 24, 32, 48, 64, 100, 150, 200
+              (12.5x, the published ratio 500 / 40), 16 examples per length
           "published_lengths": train 1..40, test 1..40 and a grid 41, 50, 100, ..., 500,
               16 examples per length (published: every length 41..500)
 Per-token accuracy is the metric; the OOD mean is over the grid beyond the train length.
 
-Measured (2026-11-29, 2-core CPU shared, load average ~4): at train length 16, reverse/rope
-learns to 100% in-distribution in 800 steps at 100 ms/step; duplicate takes 156 ms/step. So a
-default run takes ~4 minutes and the 66 runs about 4-5 hours on this shared machine (less on
-an idle one); split them with --only=<task> if needed. At train length 40 the same model
-reached only 73% training accuracy on reverse after 1,000 steps (270 ms/step), and evaluating
-duplicate up to length 500 took 200-300 s per run: "published_lengths" needs far more steps
-than this machine affords, so its tables would compare models that have not learned the task.
+Measured (2026-11-29, 2-core CPU): with one core per sweep process (see
+experiments/results/README.md), a run took 1 min 15 s to 2 min 35 s (duplicate is the slowest:
+its answer doubles the width); the 66 runs took 96 core-minutes (79 training, 17 evaluation),
+84 minutes of wall time shared with the decoder sweep. Results:
+experiments/results/deletang_ruoss/. At train length 40 the same model reached only 73%
+training accuracy on reverse after 1,000 steps (270 ms/step), and evaluating duplicate up to
+length 500 took 200-300 s per run: "published_lengths" needs far more steps than this machine
+affords, so its tables would compare models that have not learned the task.
 """
 
 import ml_collections
