@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from pe_jax.encodings._checks import check_int_positions, check_positive, check_positive_int
+from pe_jax._validate import check_int_positions, check_positive, check_positive_int
 
 
 def _expand(positions: jax.Array, dim: int) -> jax.Array:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from pe_jax.encodings._checks import (
+from pe_jax._validate import (
     check_choice,
     check_int_positions,
     check_positive,

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 import jax
 import jax.numpy as jnp
 
+from pe_jax._validate import check_choice, check_positive, check_positive_int
 from pe_jax.encodings._alibi_t5 import head_vector, pair_positions
-from pe_jax.encodings._checks import check_choice, check_positive, check_positive_int
 
 _KERPLE_EPS = 1e-2  # lower bound of every Kerple parameter in the reference code
 _FIRE_EPS = 1e-6  # added to FIRE's normaliser psi(max(L, i)) as in the reference code

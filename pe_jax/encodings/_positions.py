@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from pe_jax.encodings._checks import check_positive_int
+from pe_jax._validate import check_positive_int
 
 
 def _check_batch_size(batch_size):

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pe_jax.encodings._checks import (
+from pe_jax._validate import (
     check_choice,
     check_int_positions,
     check_positive,

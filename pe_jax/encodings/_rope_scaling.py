@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pe_jax.encodings._checks import check_positive, check_positive_int
+from pe_jax._validate import check_positive, check_positive_int
 
 ROPE_SCALING_TYPES = ("default", "linear", "dynamic", "yarn", "longrope", "llama3")
 

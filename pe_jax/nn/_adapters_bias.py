@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from pe_jax._validate import check_positive, check_positive_int
 from pe_jax.encodings._alibi_t5 import (
     alibi_bias,
     alibi_slopes,
@@ -19,7 +20,6 @@ from pe_jax.encodings._alibi_t5 import (
     t5_bias,
     t5_relative_bucket,
 )
-from pe_jax.encodings._checks import check_positive, check_positive_int
 from pe_jax.encodings._learned_bias import (
     dynamic_position_bias,
     fire_bias,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from pe_jax.encodings._checks import check_positive_int
+from pe_jax._validate import check_positive_int
 from pe_jax.encodings._content import (
     cope_logits,
     init_cope_table,

@@ -11,13 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from pe_jax._validate import check_int_positions, check_positive, check_positive_int
 from pe_jax.encodings._absolute import (
     binary_positions,
     integer_positions,
     normalized_positions,
     sinusoidal,
 )
-from pe_jax.encodings._checks import check_int_positions, check_positive, check_positive_int
 from pe_jax.nn._base import Encoding
 
 

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from pe_jax.encodings._checks import (
+from pe_jax._validate import (
     check_choice,
     check_int_positions,
     check_positive,

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from pe_jax.encodings._checks import check_positive_int
+from pe_jax._validate import check_positive_int
 from pe_jax.nn._attention import causal_mask
 from pe_jax.nn._transformer import Transformer
 

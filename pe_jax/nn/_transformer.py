@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from pe_jax.encodings._checks import check_int_positions
+from pe_jax._validate import check_int_positions
 from pe_jax.nn._attention import Attention, causal_mask, combine_masks
 from pe_jax.nn._base import Encoding, default_positions
 from pe_jax.nn._config import TransformerConfig

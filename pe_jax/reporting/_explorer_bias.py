@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pe_jax._validate import check_positive_int
 from pe_jax.encodings import (
     alibi_bias,
     alibi_slopes,
@@ -25,7 +26,6 @@ from pe_jax.encodings import (
     sandwich_bias,
     t5_bias,
 )
-from pe_jax.encodings._checks import check_positive_int
 from pe_jax.reporting._explorer_common import DPI, heatmap, new_figure, save_figure
 
 BIAS_SIZE = (16.0, 10.5)

@@ -14,13 +14,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pe_jax._validate import check_positive, check_positive_int
 from pe_jax.encodings import (
     binary_positions,
     integer_positions,
     normalized_positions,
     sinusoidal,
 )
-from pe_jax.encodings._checks import check_positive, check_positive_int
 from pe_jax.reporting._explorer_common import DPI, heatmap, new_figure, note, save_figure
 
 LADDER_SIZE = (14.0, 7.0)

@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import matplotlib  # colormap registry only; no backend is selected
 import numpy as np
 
+from pe_jax._validate import check_positive_int
 from pe_jax.encodings import apply_rope, apply_rope_complex, rope_inv_freq, sinusoidal
-from pe_jax.encodings._checks import check_positive_int
 from pe_jax.reporting._explorer_common import DPI, heatmap, new_figure, note, save_figure
 
 CIRCLE_SIZE = (13.0, 4.8)

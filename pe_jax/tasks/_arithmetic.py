@@ -13,7 +13,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from pe_jax.encodings._checks import check_choice
+from pe_jax._validate import check_choice
 from pe_jax.tasks._base import (
     FIRST_SYMBOL,
     PAD,

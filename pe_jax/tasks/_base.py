@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pe_jax.encodings._checks import check_choice, check_positive_int
+from pe_jax._validate import check_choice, check_positive_int
 
 PAD = 0
 EMPTY = 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import optax
 
-from pe_jax.encodings._checks import check_choice, check_positive, check_positive_int
+from pe_jax._validate import check_choice, check_positive, check_positive_int
 
 SCHEDULES = ("constant", "cosine")
 OPTIMIZERS = ("adam", "adamw")

@@ -1,4 +1,6 @@
-"""Argument checks shared by the encodings: each raises ValueError naming the argument."""
+"""The one validator of the project: argument checks that raise ValueError naming the argument.
+
+A low module (imports only numpy and jax.numpy) so every package can use it."""
 
 from __future__ import annotations
 
