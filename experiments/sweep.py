@@ -14,6 +14,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from pe_jax import runtime
 from pe_jax.reporting import write_report
 from pe_jax.training import initialize_distributed, is_primary, run_sweep
 
@@ -28,6 +29,7 @@ flags.mark_flag_as_required("workdir")
 
 
 def main(argv):
+    runtime.configure()  # CPU XLA flags unless XLA_FLAGS is set; persistent compile cache
     logging.set_verbosity(logging.WARNING)  # Orbax logs every checkpoint step at INFO
     initialize_distributed()  # no-op unless the environment describes several processes
     command = argv[1:]

@@ -11,6 +11,7 @@ Rerunning the same command resumes from the last checkpoint (or does nothing if 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from pe_jax import runtime
 from pe_jax.training import initialize_distributed, train_and_evaluate
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.")
@@ -20,6 +21,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
+    runtime.configure()  # CPU XLA flags unless XLA_FLAGS is set; persistent compile cache
     del argv
     initialize_distributed()  # no-op unless the environment describes several processes
     logging.set_verbosity(logging.WARNING)  # Orbax logs every checkpoint step at INFO
