@@ -1,0 +1,103 @@
+"""The custom-gradient CPU attention equals jax.nn.dot_product_attention in values and grads."""
+
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pe_jax.nn._cpu_attention import cpu_attention
+
+B, L, H, K = 3, 7, 2, 4
+
+
+def _inputs(seed, dtype=jnp.float32, length=L):
+    keys = jax.random.split(jax.random.key(seed), 5)
+    q, k, v = (jax.random.normal(keys[i], (B, length, H, K), dtype) for i in range(3))
+    return q, k, v, keys[3], keys[4]
+
+
+def _bias(key, kind, length=L):
+    shapes = {
+        "none": None,
+        "shared": (1, H, length, length),
+        "batch": (B, H, length, length),
+        "heads1": (1, 1, length, length),
+    }
+    shape = shapes[kind]
+    return None if shape is None else jax.random.normal(key, shape, jnp.float32)
+
+
+def _mask(key, kind, length=L):
+    if kind == "none":
+        return None
+    valid = jax.random.bernoulli(key, 0.7, (B, length)).at[:, 0].set(True)
+    if kind == "padding_row_empty":  # example 1 has no valid key at all
+        valid = valid.at[1].set(False)
+    return valid[:, None, None, :]
+
+
+def _reference(q, k, v, bias, mask, is_causal):
+    return jax.nn.dot_product_attention(
+        q,
+        k,
+        v,
+        bias=None if bias is None else jnp.broadcast_to(bias, (B, H, L, L)),
+        mask=mask,
+        scale=1 / math.sqrt(K),
+        is_causal=is_causal,
+    )
+
+
+def _ours(q, k, v, bias, mask, is_causal):
+    return cpu_attention(q, k, v, bias=bias, mask=mask, scale=1 / math.sqrt(K), is_causal=is_causal)
+
+
+@pytest.mark.parametrize(
+    "bias_kind, mask_kind, is_causal",
+    list(
+        itertools.product(["none", "shared", "batch", "heads1"], ["none", "padding"], [False, True])
+    )
+    + [("shared", "padding_row_empty", False)],
+)
+def test_values_and_gradients_equal_reference(bias_kind, mask_kind, is_causal):
+    q, k, v, kb, km = _inputs(0)
+    bias, mask = _bias(kb, bias_kind), _mask(km, mask_kind)
+    cot = jax.random.normal(jax.random.key(9), (B, L, H, K))
+
+    def loss(fn):
+        def f(q, k, v, bias):
+            return jnp.sum(fn(q, k, v, bias, mask, is_causal) * cot)
+
+        return f
+
+    ours = _ours(q, k, v, bias, mask, is_causal)
+    ref = _reference(q, k, v, bias, mask, is_causal)
+    np.testing.assert_allclose(ours, ref, rtol=2e-5, atol=2e-5)
+    argnums = (0, 1, 2) if bias is None else (0, 1, 2, 3)
+    g_ours = jax.grad(loss(_ours), argnums=argnums)(q, k, v, bias)
+    g_ref = jax.grad(loss(_reference), argnums=argnums)(q, k, v, bias)
+    for a, b in zip(g_ours, g_ref, strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_bfloat16_inputs_keep_dtype_and_stay_close():
+    q, k, v, kb, km = _inputs(1, jnp.bfloat16)
+    bias, mask = _bias(kb, "shared"), _mask(km, "padding")
+    out = _ours(q, k, v, bias, mask, False)
+    assert out.dtype == jnp.bfloat16
+    ref = _reference(*(x.astype(jnp.float32) for x in (q, k, v)), bias, mask, False)
+    np.testing.assert_allclose(out.astype(jnp.float32), ref, atol=3e-2)
+    g = jax.grad(lambda q: jnp.sum(_ours(q, k, v, bias, mask, False).astype(jnp.float32)))(q)
+    assert g.dtype == jnp.bfloat16 and bool(jnp.all(jnp.isfinite(g.astype(jnp.float32))))
+
+
+def test_jit_and_second_order_free_of_nan():
+    q, k, v, kb, km = _inputs(2)
+    bias, mask = _bias(kb, "batch"), _mask(km, "padding_row_empty")
+    f = jax.jit(lambda q, k, v, b: jnp.sum(_ours(q, k, v, b, mask, True) ** 2))
+    grads = jax.grad(f, argnums=(0, 1, 2, 3))(q, k, v, bias)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in grads)
