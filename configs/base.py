@@ -1,7 +1,7 @@
 """The fields every experiment config has, with defaults sized for a 2-core CPU.
 
 Not a config file itself: each task file (configs/copy.py, ...) calls `base_config` and
-`apply_arg`. Published-scale values (PROTOCOLS.md) are noted beside the laptop defaults.
+`apply_arg`. Published-scale values are noted beside the laptop defaults.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""Measure every hot path against this device's floors; print a table, write JSON (issue 7).
+"""Measure every hot path against this device's floors; print a table, write JSON.
 
-  python -m experiments.benchmark                    # full run (about 20-30 min on 2 CPU cores)
-  python -m experiments.benchmark --quick            # under 2 minutes on 2 CPU cores
+  python -m experiments.benchmark                    # full run
+  python -m experiments.benchmark --quick            # small sizes
   python -m experiments.benchmark --sections=floors,rope --out=/tmp/rope.json
   python -m experiments.benchmark --from_json=benchmark.json --markdown=benchmark.md
 

@@ -9,29 +9,28 @@ import pytest
 from flax import nnx
 
 from configs.copy import get_config
-from experiments.visualize import attention_figures
 from pe_jax.encodings import sinusoidal
 from pe_jax.evaluation._attention_maps import (
     attention_maps,
     offset_concentration,
     sample_attention,
 )
-from pe_jax.nn._attention import attend, attention_probs
-from pe_jax.nn._config import TransformerConfig
-from pe_jax.nn._registry import make_encoding
-from pe_jax.nn._transformer import Transformer
-from pe_jax.reporting._explorer import (
-    FIGURES,
-    attention_figure_size,
-    explorer_pixels,
+from pe_jax.explorer import (
+    attention_figures,
     plot_attention_maps,
     select_figures,
     write_explorer,
     write_index,
 )
-from pe_jax.reporting._explorer_common import pixels
-from pe_jax.reporting._explorer_ladder import shift_rotation, sinusoid_shift_error
-from pe_jax.reporting._explorer_rope import relative_invariance_scores, toeplitz_deviation
+from pe_jax.explorer._attention import attention_figure_size
+from pe_jax.explorer._common import pixels
+from pe_jax.explorer._figures import FIGURES, explorer_pixels
+from pe_jax.explorer._ladder import shift_rotation, sinusoid_shift_error
+from pe_jax.explorer._rope import relative_invariance_scores, toeplitz_deviation
+from pe_jax.nn._attention import attend, attention_probs
+from pe_jax.nn._config import TransformerConfig
+from pe_jax.nn._registry import make_encoding
+from pe_jax.nn._transformer import Transformer
 from pe_jax.training import train_and_evaluate
 from pe_jax.training._load import load_run
 

@@ -23,14 +23,11 @@ Two scales (arg after ":"), both against the published setup:
               16 examples per length (published: every length 41..500)
 Per-token accuracy is the metric; the OOD mean is over the grid beyond the train length.
 
-Measured (2026-11-29, 2-core CPU): with one core per sweep process (see
-experiments/results/README.md), a run took 1 min 15 s to 2 min 35 s (duplicate is the slowest:
-its answer doubles the width); the 66 runs took 96 core-minutes (79 training, 17 evaluation),
-84 minutes of wall time shared with the decoder sweep. Results:
-experiments/results/deletang_ruoss/. At train length 40 the same model reached only 73%
-training accuracy on reverse after 1,000 steps (270 ms/step), and evaluating duplicate up to
-length 500 took 200-300 s per run: "published_lengths" needs far more steps than this machine
-affords, so its tables would compare models that have not learned the task.
+Results: experiments/results/deletang_ruoss/ (one core per sweep process, see
+experiments/results/README.md). At train length 40 the same model reached only 73% training
+accuracy on reverse after 1,000 steps, and evaluating duplicate up to length 500 is slow:
+"published_lengths" needs far more steps than a laptop CPU affords, so its tables would compare
+models that have not learned the task.
 """
 
 import ml_collections

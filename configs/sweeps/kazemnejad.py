@@ -21,11 +21,9 @@ Scale used here vs. published:
           test 9..16 (addition: operand digits, as configs/addition.py's decoder protocol);
           every length evaluated, 64 examples each
 Exact match of the whole answer is the metric (teacher-forced, which equals greedy decoding).
-Measured (2026-11-29, one core of the 2-core CPU, the other busy with another sweep): the 30
-runs took 58.5 minutes (copy and reverse ~2.5-3 minutes a run, sort and parity ~1). At this
-scale copy_repeat and sort are learned by every encoding (100% in-distribution exact match),
-parity by none and t5 only, and copy_random, reverse and addition by none of them: check the
-in-distribution column of the report before reading the OOD one. Results:
+At this scale copy_repeat and sort are learned by every encoding (100% in-distribution exact
+match), parity by none and t5 only, and copy_random, reverse and addition by none of them: check
+the in-distribution column of the report before reading the OOD one. Results:
 experiments/results/kazemnejad/.
 """
 

@@ -1,4 +1,4 @@
-"""Benchmark: every hot path measured against this device's floors (issue 7).
+"""Benchmark: every hot path measured against this device's floors.
 
 Imports training, evaluation, nn and encodings; nothing in the library imports it.
 """

@@ -62,9 +62,9 @@ def time_peer_step(
 ) -> dict[str, Any]:
     """Median time of one x-transformers training step (forward, backward, clip, Adam).
 
-    threads: PyTorch intra-op threads (None: PyTorch's default). On a loaded 2-core machine
-    two OpenMP threads can be 100x slower than one for small ops (each parallel region waits
-    for both threads to be scheduled), so `best_threads` picks the faster setting.
+    threads: PyTorch intra-op threads (None: PyTorch's default). On a loaded machine with few
+    cores, two OpenMP threads can be far slower than one for small ops (each parallel region
+    waits for both threads to be scheduled), so `best_threads` picks the faster setting.
     """
     import torch
     from x_transformers import Encoder, TransformerWrapper

@@ -1,10 +1,10 @@
-"""Issue 7's targets checked against the measurements, and the printed table."""
+"""The benchmark's targets checked against the measurements, and the printed table."""
 
 from __future__ import annotations
 
 from typing import Any
 
-# Training-step cost relative to NoPE, at most (issue 7).
+# Training-step cost relative to NoPE, at most.
 STEP_COST_LIMITS = {
     "rope": 1.15,
     "alibi": 1.25,

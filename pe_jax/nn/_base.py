@@ -1,4 +1,4 @@
-"""The encoding adapter protocol: the four places of DESIGN.md as hooks on one NNX module."""
+"""The encoding adapter protocol: the four places an encoding acts at, as hooks on an NNX module."""
 
 from __future__ import annotations
 

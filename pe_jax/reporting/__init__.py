@@ -1,18 +1,8 @@
-"""Reporting: tables and plots from results.json files, and the explorer's figures.
+"""Reporting: tables and plots from results.json files.
 
-Imports nothing above it but `pe_jax.encodings` (whose pure functions the explorer plots).
+Imports nothing else from pe_jax: it reads result files only.
 """
 
-from pe_jax.reporting._explorer import (
-    FIGURES,
-    ExplorerFigure,
-    WrittenFigure,
-    explorer_pixels,
-    plot_attention_maps,
-    select_figures,
-    write_explorer,
-    write_index,
-)
 from pe_jax.reporting._plots import figure_pixels, plot_accuracy_vs_length, plot_ood_vs_cost
 from pe_jax.reporting._report import write_report
 from pe_jax.reporting._results import (
@@ -33,14 +23,6 @@ from pe_jax.reporting._tables import (
 )
 
 __all__ = [
-    "FIGURES",
-    "ExplorerFigure",
-    "WrittenFigure",
-    "explorer_pixels",
-    "plot_attention_maps",
-    "select_figures",
-    "write_explorer",
-    "write_index",
     "Row",
     "Run",
     "default_metric",

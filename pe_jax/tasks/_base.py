@@ -94,9 +94,9 @@ def take(x: jax.Array, index: jax.Array) -> jax.Array:
 def random_words(key: jax.Array, batch: int, count: int) -> jax.Array:
     """uint32 [batch, count] uniform random words: the single random draw of a sampler.
 
-    Every `jax.random` call site adds a PRNG computation to the compiled program (compiling
-    `randint` alone costs ~0.3 s on CPU), so each sampler draws all its randomness at once and
-    derives integers from it with `below`.
+    Every `jax.random` call site adds a PRNG computation to the compiled program (and to its
+    compile time), so each sampler draws all its randomness at once and derives integers from
+    it with `below`.
     """
     return jax.random.bits(key, (batch, count), jnp.uint32)
 

@@ -26,7 +26,7 @@ from pe_jax.encodings import (
     sandwich_bias,
     t5_bias,
 )
-from pe_jax.reporting._explorer_common import DPI, heatmap, new_figure, save_figure
+from pe_jax.explorer._common import DPI, heatmap, new_figure, save_figure
 
 BIAS_SIZE = (16.0, 10.5)
 ALIBI_HEADS_SHOWN = 4

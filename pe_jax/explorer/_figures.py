@@ -1,10 +1,8 @@
-"""The visual explorer: the blog post's derivation as figures drawn by the library's functions.
+"""The explorer's figures 1-8: the blog post's derivation drawn by pe_jax.encodings' functions.
 
-`write_explorer(out)` writes figures 1-8 (from pe_jax.encodings only) and returns their
-captions; `plot_attention_maps` draws figure 9 from attention probabilities a caller computed
-from a trained run (see `pe_jax.evaluation._attention_maps`; reporting imports no model code);
-`write_index` writes index.md with one caption per figure. experiments/visualize.py ties
-them together.
+`FIGURES` lists them with their captions; `write_explorer(out)` writes those selected and
+returns their filled-in captions; `write_index` writes index.md with one caption per figure
+(figure 9, a trained run's attention, is in `_attention`).
 """
 
 from __future__ import annotations
@@ -14,11 +12,9 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-import numpy as np
-
-from pe_jax.reporting._explorer_bias import BIAS_SIZE, plot_biases
-from pe_jax.reporting._explorer_common import DPI, heatmap, new_figure, save_figure
-from pe_jax.reporting._explorer_ladder import (
+from pe_jax.explorer._bias import BIAS_SIZE, plot_biases
+from pe_jax.explorer._common import DPI
+from pe_jax.explorer._ladder import (
     BITS_SIZE,
     LADDER_SIZE,
     LINEARITY_SIZE,
@@ -26,13 +22,13 @@ from pe_jax.reporting._explorer_ladder import (
     plot_ladder,
     plot_linearity,
 )
-from pe_jax.reporting._explorer_rope import (
+from pe_jax.explorer._rope import (
     CIRCLE_SIZE,
     RELATIVE_SIZE,
     plot_relative_invariance,
     plot_rope_circle,
 )
-from pe_jax.reporting._explorer_scaling import (
+from pe_jax.explorer._scaling import (
     DECAY_SIZE,
     SPECTRUM_SIZE,
     plot_decay,
@@ -40,7 +36,6 @@ from pe_jax.reporting._explorer_scaling import (
 )
 
 INDEX = "index.md"
-ATTENTION_PANEL = (4.6, 4.0)  # inches of one attention map
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,11 +160,6 @@ FIGURES: tuple[ExplorerFigure, ...] = (
         ),
     ),
 )
-ATTENTION_CAPTION = (
-    "Attention of one trained head (the most position-locked one unless chosen) at the "
-    "training length and at {factor}x it, per encoding: whether the learned positional "
-    "pattern carries over to unseen lengths."
-)
 NAMES = tuple(f.name for f in FIGURES) + ("attention",)
 
 
@@ -232,60 +222,6 @@ def write_explorer(
             WrittenFigure(figure.number, figure.name, path, figure.caption.format(**facts))
         )
     return written
-
-
-def attention_figure_size(num_rows: int, num_columns: int = 2) -> tuple[float, float]:
-    """(width, height) inches of `plot_attention_maps` for that many rows and columns."""
-    return ATTENTION_PANEL[0] * num_columns, ATTENTION_PANEL[1] * num_rows + 0.5
-
-
-def plot_attention_maps(
-    rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray | str]]]],
-    path: str | os.PathLike,
-    *,
-    title: str,
-    dpi: int = DPI,
-) -> Path:
-    """Figure 9: attention maps side by side, one row per encoding, one column per length.
-
-    Args:
-      rows: [(row label, [(panel title, probs [L, S] or a message why there is none)])];
-        every row has the same number of panels.
-      path: the PNG to write; size `attention_figure_size(len(rows), num_panels)` at `dpi`.
-      title: the figure title.
-
-    Returns:
-      The path written.
-
-    Raises:
-      ValueError: no rows, or rows of different lengths.
-    """
-    if not rows:
-        raise ValueError("rows must hold at least one row of attention maps, got none.")
-    columns = {len(panels) for _, panels in rows}
-    if len(columns) != 1 or 0 in columns:
-        raise ValueError(f"rows must all have the same number (>= 1) of panels, got {columns}.")
-    ncols = columns.pop()
-    fig = new_figure(attention_figure_size(len(rows), ncols), dpi=dpi)
-    axes = fig.subplots(len(rows), ncols, squeeze=False)
-    for (label, panels), row_axes in zip(rows, axes, strict=True):
-        for (panel_title, probs), ax in zip(panels, row_axes, strict=True):
-            if isinstance(probs, str):
-                ax.text(0.5, 0.5, probs, ha="center", va="center", wrap=True, fontsize=9)
-                ax.set_title(f"{label}: {panel_title}", fontsize=10)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                continue
-            heatmap(
-                ax,
-                probs,
-                title=f"{label}: {panel_title}",
-                xlabel="key position",
-                ylabel="query position",
-                cmap="viridis",
-                vmin=0.0,
-            )
-    return save_figure(fig, path, title=title, dpi=dpi)
 
 
 def write_index(out: str | os.PathLike, figures: Sequence[WrittenFigure]) -> Path:

@@ -17,7 +17,7 @@ import numpy as np
 
 from pe_jax._validate import check_positive_int
 from pe_jax.encodings import apply_rope, apply_rope_complex, rope_inv_freq, sinusoidal
-from pe_jax.reporting._explorer_common import DPI, heatmap, new_figure, note, save_figure
+from pe_jax.explorer._common import DPI, heatmap, new_figure, note, save_figure
 
 CIRCLE_SIZE = (13.0, 4.8)
 RELATIVE_SIZE = (14.0, 4.6)

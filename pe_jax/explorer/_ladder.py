@@ -21,7 +21,7 @@ from pe_jax.encodings import (
     normalized_positions,
     sinusoidal,
 )
-from pe_jax.reporting._explorer_common import DPI, heatmap, new_figure, note, save_figure
+from pe_jax.explorer._common import DPI, heatmap, new_figure, note, save_figure
 
 LADDER_SIZE = (14.0, 7.0)
 RUNGS = ("integer", "normalized", "binary", "sinusoidal")

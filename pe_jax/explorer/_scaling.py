@@ -17,7 +17,7 @@ import numpy as np
 
 from pe_jax._validate import check_positive, check_positive_int
 from pe_jax.encodings import apply_rope, rope_inv_freq
-from pe_jax.reporting._explorer_common import DPI, new_figure, note, save_figure
+from pe_jax.explorer._common import DPI, new_figure, note, save_figure
 
 DECAY_SIZE = (13.0, 4.8)
 SPECTRUM_SIZE = (13.0, 4.8)
