@@ -67,6 +67,7 @@ def base_config(*, task: str, protocol: str) -> ml_collections.ConfigDict:
     c.model.num_layers = 2  # blocks (published: 5)
     c.model.mlp_ratio = 4  # MLP hidden width = mlp_ratio * D (published: 4)
     c.model.dropout = 0.0  # dropout rate (published encoder protocol: 0.1)
+    c.model.activation = "gelu"  # MLP nonlinearity, "gelu" or "relu" (published encoder: relu)
     c.model.norm = "post" if protocol == "encoder" else "pre"  # LayerNorm placement
     c.model.share_encoding = True  # one set of attention-place encoding params for all layers
     c.model.dtype = "float32"  # compute dtype: "float32" or "bfloat16"
@@ -153,9 +154,10 @@ def _smoke(c) -> None:
 def _published(c) -> None:
     if c.protocol == "encoder":  # Deletang et al. 2023 / Ruoss et al. 2023
         c.model.width, c.model.num_heads, c.model.num_layers = 64, 8, 5
-        c.model.dropout, c.model.norm = 0.1, "post"
+        c.model.dropout, c.model.norm, c.model.activation = 0.1, "post", "relu"
         c.train.steps, c.train.batch_size = 2_000_000, 128
         c.train.learning_rate, c.train.max_length = 1e-4, 40
+        c.train.schedule, c.train.warmup_steps = "constant", 0  # constant Adam rate
         c.eval.min_length, c.eval.max_length = 1, 500
     else:  # Kazemnejad et al. 2023 (their model is T5-base sized, ~107M parameters)
         c.model.width, c.model.num_heads, c.model.num_layers = 768, 12, 12

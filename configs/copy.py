@@ -7,7 +7,9 @@
 
 After ":" come "protocol=encoder|decoder", presets ("smoke", "published") and key=value fields,
 comma-separated. Lengths: encoder train 1..16, eval 1..64; decoder train 2..16, eval 2..32
-(published decoder protocol: train 2..20, test 21..40).
+(published decoder protocol: train 2..20, test 21..40). The binary default is for quick runs:
+Kazemnejad et al. copy over 100 tokens or more ("task_options.num_symbols=100"; see
+configs/sweeps/kazemnejad.py).
 """
 
 from configs.base import task_config

@@ -15,6 +15,9 @@ def get_config(arg: str | None = None):
     return task_config(
         "odds_first",
         arg,
-        task_options=dict(num_symbols=2),  # binary alphabet as in Deletang et al.
+        task_options=dict(
+            num_symbols=2,  # binary alphabet as in Deletang et al.
+            order="released",  # even positions first, as their sampler; "paper": odd first
+        ),
         lengths={"encoder": (1, 16, 1, 64), "decoder": (2, 16, 2, 32)},
     )

@@ -30,9 +30,11 @@ CONFIGS = (
     ("copy", {}),
     ("copy", {"variant": "repeat", "num_symbols": 7}),
     ("reverse", {}),
+    ("reverse", {"variant": "2x", "num_symbols": 5}),
     ("duplicate", {"num_symbols": 3}),
     ("sort", {}),
     ("odds_first", {}),
+    ("odds_first", {"order": "paper", "num_symbols": 3}),
     ("parity", {}),
     ("parity", {"num_symbols": 3}),
     ("missing_duplicate", {}),
@@ -66,8 +68,8 @@ def config_id(config) -> str:
 
 # ----------------------------------------------------------------------------- reference
 def ref_output_length(name: str, options: dict, t: int) -> int:
-    if name == "duplicate":
-        return 2 * t
+    if name == "duplicate" or (name == "reverse" and options.get("variant") == "2x"):
+        return 2 * t + (name == "reverse")
     if name in ("parity", "missing_duplicate", "associative_recall", "flip_flop"):
         return 1
     if name == "addition":
@@ -137,13 +139,17 @@ def ref_answer(name: str, options: dict, prompt: list[int], t: int) -> list[int]
             assert len(set(prompt)) == 1
         return list(prompt)
     if name == "reverse":
+        if options.get("variant") == "2x":
+            return prompt[::-1] + [FIRST_SYMBOL + n] + prompt[::-1]  # NEXT between the copies
         return list(reversed(prompt))
     if name == "duplicate":
         return prompt + prompt
     if name == "sort":
         return sorted(prompt)
-    if name == "odds_first":
-        return prompt[0::2] + prompt[1::2]
+    if name == "odds_first":  # 1-based even positions first unless order="paper"
+        if options.get("order", "released") == "paper":
+            return prompt[0::2] + prompt[1::2]
+        return prompt[1::2] + prompt[0::2]
     if name == "parity":
         return [FIRST_SYMBOL + sum(s - FIRST_SYMBOL for s in prompt) % 2]
     raise AssertionError(name)
@@ -487,6 +493,8 @@ def test_bad_names_and_options():
     bad = [
         ("copy", {"variant": "shuffled"}, "variant"),
         ("copy", {"num_symbols": 1}, "num_symbols"),
+        ("reverse", {"variant": "3x"}, "variant"),
+        ("odds_first", {"order": "odd"}, "order"),
         ("sort", {"num_symbols": 2.5}, "num_symbols"),
         ("addition", {"base": 3}, "base"),
         ("addition", {"operands": "both"}, "operands"),

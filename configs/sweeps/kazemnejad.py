@@ -6,13 +6,29 @@ Positional Encoding on Length Generalization in Transformers").
       --workdir=/tmp/kz_smoke      # all 30 runs at the smoke scale (minutes)
   python -m experiments.sweep report --workdir=runs/kazemnejad
 
-6 tasks (copy of one repeated token, copy of random tokens, reverse, sort, parity, decimal
-addition) x 5 encodings (none, t5 with 32 buckets shared by all layers, alibi, rope rotating
-25% of each head's dimensions as the paper did, sinusoidal) = 30 runs of 3 seeds each.
+7 tasks x 5 encodings (none, t5 with 32 buckets shared by all layers, alibi, rope rotating
+25% of each head's dimensions as the paper did, sinusoidal) = 35 runs of 3 seeds each.
+
+Task definitions, from their generators (McGill-NLP/length-generalization,
+scripts/dataset_builders/make_{copy,reverse,sort,addition,parity}_dataset.py), without the
+natural-language templates ("Copy: ...", "The answer is ..."): prompt SEP answer END.
+  copy_repeat  one token repeated T times, the token uniform over 100 symbols ("repeat_single_
+               char"; theirs gives each example of a length bin its own token, thousands of
+               tokens for their 100k training set: 100 is a deliberate reduction, so that
+               every token is seen often in 1,000 steps)
+  copy_random  T tokens uniform over 100 symbols ("copy_multi_char")
+  reverse      T tokens uniform over 100 symbols, reversed ("multi_char")
+  reverse_2x   the same, answer reversed, NEXT, reversed ("multi_char_2x", the paper's reverse)
+  sort         T tokens uniform over 50 symbols, sorted ("single_digit"; their multi-digit
+               variant, numbers 10..9999, is not implemented)
+  parity       T bits, answer their parity
+  addition     decimal, operands of 1..8 digits at train (T = the longer operand); the trainer
+               draws T uniformly, theirs is uniform over operand-length pairs (T ∝ 2T - 1)
 
 Scale used here vs. published:
-  model   4 blocks, width 48, 3 heads of 16 dims (25% rotary = 4 dims), MLP 4x, pre-LN,
-          causal (~0.11M parameters); published: decoder-only T5-base, ~107M parameters
+  model   4 blocks, width 128, 2 heads of 64 dims (25% rotary = 16 dims, 8 frequencies, as on
+          T5-base's 64-dim heads), MLP 4x, pre-LN, causal (~0.8M parameters); published:
+          decoder-only T5-base, 12 heads of 64 dims, ~107M parameters
   train   1,000 steps, batch 32, Adam lr 5e-3 (50 warmup, cosine), clip 1.0, 3 seeds
           published: 40,000 steps, batch 64, lr 3e-5, 3 seeds
           (configs/sweeps/quick.py: the same depth and width learn binary copy to 16 in
@@ -21,10 +37,7 @@ Scale used here vs. published:
           test 9..16 (addition: operand digits, as configs/addition.py's decoder protocol);
           every length evaluated, 64 examples each
 Exact match of the whole answer is the metric (teacher-forced, which equals greedy decoding).
-At this scale copy_repeat and sort are learned by every encoding (100% in-distribution exact
-match), parity by none and t5 only, and copy_random, reverse and addition by none of them: check
-the in-distribution column of the report before reading the OOD one. Results:
-experiments/results/kazemnejad/.
+Results: experiments/results/kazemnejad/ (report.md is generated from the runs).
 """
 
 import ml_collections
@@ -35,11 +48,13 @@ from configs.sweeps.common import encoding, sweep_config
 # (label, task config module, extra arg after "protocol=decoder", (train max, test max) or
 # None for the task file's decoder lengths: sort, parity, addition train 1..8, test 9..16).
 TASKS = (
-    ("copy_repeat", copy, "task_options.variant=repeat", (20, 40)),
-    # The paper copies tokens of a 100-token vocabulary; binary here would be a different task.
+    # One token repeated, drawn from 100 symbols: the model must copy which token, not only
+    # how many (a binary alphabet would make it counting).
+    ("copy_repeat", copy, "task_options.variant=repeat,task_options.num_symbols=100", (20, 40)),
     ("copy_random", copy, "task_options.num_symbols=100", (20, 40)),
-    ("reverse", reverse, "", (20, 40)),
-    ("sort", sort, "", None),
+    ("reverse", reverse, "", (20, 40)),  # 100 symbols: configs/reverse.py's decoder options
+    ("reverse_2x", reverse, "task_options.variant=2x", (20, 40)),
+    ("sort", sort, "", None),  # 50 symbols: configs/sort.py's decoder options
     ("parity", parity, "", None),
     ("addition", addition, "", None),  # decimal, both operands 1..8 digits at train
 )
@@ -81,8 +96,8 @@ def get_config(arg: str | None = None):
         {
             "model": {
                 "num_layers": 4,  # published: T5-base (12 layers)
-                "width": 48,  # published 768
-                "num_heads": 3,  # published 12; head dim 16, so 25% rotary is 4 dims
+                "width": 128,  # published 768
+                "num_heads": 2,  # published 12; head dim 64 as T5-base's: 25% rotary = 16 dims
                 "share_encoding": True,  # one T5 table for all layers, as T5 does
             },
             "train": {

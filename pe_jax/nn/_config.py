@@ -11,6 +11,7 @@ import numpy as np
 from flax.core import FrozenDict
 
 NORMS = ("pre", "post")
+ACTIVATIONS = ("gelu", "relu")
 
 
 # Constructor arguments of an encoding that come from the config, not from its options.
@@ -69,6 +70,7 @@ class TransformerConfig:
       num_layers: number of transformer blocks.
       mlp_ratio: hidden width of the MLP as a multiple of D.
       dropout: rate in [0, 1) applied to the embeddings and to each residual branch.
+      activation: the MLP's nonlinearity, "gelu" (default) or "relu" (Deletang et al. 2023).
       norm: "pre" (LayerNorm before each branch plus a final LayerNorm) or "post" (after the
         residual sum, as in Vaswani et al. 2017 and Deletang et al. 2023).
       causal: True for a decoder (causal mask), False for a bidirectional encoder.
@@ -98,6 +100,7 @@ class TransformerConfig:
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
     max_length: int | None = None
+    activation: str = "gelu"
 
     def __post_init__(self):
         for name in ("vocab_size", "width", "num_heads", "num_layers", "mlp_ratio"):
@@ -115,6 +118,8 @@ class TransformerConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
         if self.norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}.")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}.")
         for name in ("causal", "share_encoding"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}.")

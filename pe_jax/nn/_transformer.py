@@ -14,16 +14,18 @@ from pe_jax.nn._registry import make_encoding
 
 
 class MLP(nnx.Module):
-    """Position-wise feed-forward network: Linear(D, r D) -> GELU -> Linear(r D, D)."""
+    """Position-wise feed-forward network: Linear(D, r D) -> GELU or ReLU -> Linear(r D, D)."""
 
     def __init__(self, config: TransformerConfig, *, rngs: nnx.Rngs):
         hidden = config.mlp_ratio * config.width
         kwargs = dict(dtype=config.dtype, param_dtype=config.param_dtype, rngs=rngs)
         self.up = nnx.Linear(config.width, hidden, **kwargs)
         self.down = nnx.Linear(hidden, config.width, **kwargs)
+        self.relu = config.activation == "relu"
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.down(jax.nn.gelu(self.up(x)))
+        h = self.up(x)
+        return self.down(jax.nn.relu(h) if self.relu else jax.nn.gelu(h))
 
 
 class Block(nnx.Module):

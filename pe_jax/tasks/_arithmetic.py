@@ -42,14 +42,21 @@ class Addition(Task):
       length n_a of a is uniform in [1, T - 2] and n_c = T - 1 - n_a. Each operand is uniform
       in [1, base**n - 1] and written with exactly n digits (zero padded). For T <= 2 there is
       no room for '+': the input is one number of T digits, uniform in [0, base**T - 1], and
-      the answer is that number. Output length T + 1 (the sum has at most T digits, + END).
+      the answer is that number (tasks/cs/binary_addition.py draws it with an exclusive upper
+      bound of 2**T - 1, so never 2**T - 1 and always 0 at T = 1; the full range is kept
+      here). Output length T + 1 (the sum has at most T digits, + END).
     * "independent" (Kazemnejad et al. 2023, the decoder protocol): T is the number of digits
       of the longer operand. The pair (n_a, n_c) is uniform over the 2T - 1 pairs with
       max(n_a, n_c) = T, and an n-digit operand is uniform in [base**(n-1), base**n - 1]
       ([0, base - 1] when n = 1), as in their data. The input has n_a + 1 + n_c <= 2T + 1
-      tokens. Sampling T with probability proportional to 2T - 1 over 1..n reproduces their
-      "both operands 1..n digits" training distribution; lengths above n give their test set
-      (at least one operand longer than n). Output length T + 2 (at most T + 1 digits, + END).
+      tokens. Their generator (McGill-NLP/length-generalization,
+      scripts/dataset_builders/make_addition_dataset.py) fills every (n_a, n_c) bin of
+      [1, n]^2 with the same number of examples, so their T is distributed as (2T - 1) / n**2;
+      the trainer here draws T uniformly from [min_length, max_length] instead, so short
+      sums are more frequent in training (T = 1: 1/n, theirs 1/n**2). Within one T the pair
+      distribution is theirs, and so is every evaluated length: their test bins (one operand
+      of n+1..2n digits, the other of 1..2n) hold, for each longer-operand length T, the same
+      uniform mix of the 2T - 1 pairs. Output length T + 2 (at most T + 1 digits, + END).
 
     The answer is the sum without leading zeros (at least one digit) followed by END; the
     encoder slots after END are PAD and outside the loss (Deletang et al. train on zeros

@@ -61,10 +61,16 @@ class Copy(SymbolTask):
     4 + num_symbols). Output length T. Prompt = the T symbols.
 
     Options:
-      variant: "random" (i.i.d. uniform symbols; the hard copy; Kazemnejad et al. used 100
-        distinct tokens, i.e. num_symbols=100) or "repeat" (one uniform symbol repeated T
-        times; the paper's headline copy task).
-      num_symbols: alphabet size (>= 2), default 2.
+      variant: "random" (i.i.d. uniform symbols; the hard copy) or "repeat" (one symbol,
+        uniform over the alphabet, repeated T times; the paper's headline copy task).
+      num_symbols: alphabet size (>= 2), default 2 (a laptop default, not theirs).
+
+    Kazemnejad et al.'s generator (McGill-NLP/length-generalization,
+    scripts/dataset_builders/make_copy_dataset.py): "random" draws uniformly from the first
+    100 tokens of their single-token list (num_symbols=100); "repeat" gives each example of a
+    length bin a different token of that list, as many tokens as examples per bin (thousands
+    for their training set), so which token is copied matters, not only how many: use
+    num_symbols >= 100 for it, never the binary default.
     """
 
     name = "copy"
@@ -88,20 +94,50 @@ class Copy(SymbolTask):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Reverse(SymbolTask):
-    """Reverse the input: x_1..x_T -> x_T..x_1 (Deletang et al. 2023, binary).
+    """Reverse the input: x_1..x_T -> x_T..x_1 (Deletang et al. 2023; Kazemnejad et al. 2023).
 
-    Vocabulary: PAD=0, EMPTY=1, SEP=2, END=3, symbols 4..4+num_symbols-1. Output length T.
+    Options:
+      variant: "single" (x_T..x_1; output length T) or "2x" (x_T..x_1 NEXT x_T..x_1: the
+        reversed string twice around a NEXT token; output length 2T + 1), Kazemnejad et
+        al.'s "multi_char_2x" reverse, whose target is the reversed tokens, " [NEXT] ", and
+        the reversed tokens again (McGill-NLP/length-generalization,
+        scripts/dataset_builders/make_reverse_dataset.py).
+      num_symbols: alphabet size (>= 2), default 2 as in Deletang et al.
+        (tasks/dcf/reverse_string.py); Kazemnejad et al. draw uniformly from 100 tokens.
+
+    Vocabulary: PAD=0, EMPTY=1, SEP=2, END=3, symbols 4..4+n-1 (n = num_symbols); "2x" adds
+    NEXT = 4+n. vocab_size 4+n ("single") or 5+n ("2x").
     """
 
     name = "reverse"
+    variant: str = "single"
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_choice("variant", self.variant, ("single", "2x"))
+
+    @property
+    def vocab_size(self) -> int:
+        return FIRST_SYMBOL + self.num_symbols + (self.variant == "2x")
+
+    @property
+    def next_id(self) -> int:
+        """Token id between the two reversed copies of the "2x" variant."""
+        return FIRST_SYMBOL + self.num_symbols
 
     def output_length(self, length: Length) -> Length:
-        return length
+        return 2 * length + 1 if self.variant == "2x" else length
 
     def _generate(self, key, lengths, max_length):
         x = self._draw(key, lengths.shape[0], max_length)
-        col = columns(max_length)
-        return Example(x, lengths, take(x, lengths[:, None] - 1 - col), lengths)
+        t = lengths[:, None]
+        if self.variant == "single":
+            return Example(x, lengths, take(x, t - 1 - columns(max_length)), lengths)
+        col = columns(2 * max_length + 1)
+        # Column T is NEXT; column j > T repeats column j - T - 1 of the first copy.
+        first = take(x, jnp.where(col < t, t - 1 - col, 2 * t - col))
+        answer = jnp.where(col == t, self.next_id, first)
+        return Example(x, lengths, answer, 2 * lengths + 1)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -128,7 +164,10 @@ class Sort(SymbolTask):
     """Sort the input symbols in increasing id order (Deletang et al. 2023 "bucket sort").
 
     Vocabulary: PAD=0, EMPTY=1, SEP=2, END=3, symbols 4..4+num_symbols-1; num_symbols
-    defaults to 5 as in the encoder protocol. Output length T.
+    defaults to 5 as in the encoder protocol (tasks/cs/bucket_sort.py: uniform symbols of a
+    5-symbol alphabet, sorted; output length T). Kazemnejad et al.'s single-token sort
+    draws uniformly from 50 tokens and sorts them by their rank in the token list
+    (make_sort_dataset.py, generate_data_single_digit): num_symbols=50. Output length T.
     """
 
     name = "sort"
@@ -147,15 +186,25 @@ class Sort(SymbolTask):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class OddsFirst(SymbolTask):
-    """Symbols at odd positions, then those at even ones (Deletang et al. 2023, binary).
+    """Half of the symbols by position parity, then the other half (Deletang et al. 2023).
 
-    With 1-based positions, x_1..x_T -> x_1 x_3 x_5 .. x_2 x_4 .. as in the paper's
-    definition and examples (00110101 -> 0100 0111); their released sampler emits the other
-    half first, which is equally hard. Vocabulary: PAD=0, EMPTY=1, SEP=2, END=3, symbols
-    4..4+num_symbols-1. Output length T.
+    Options:
+      order: "released" (default): x_2 x_4 x_6 .. x_1 x_3 .. (1-based positions), what
+        Deletang et al.'s released sampler emits (tasks/cs/odds_first.py concatenates the
+        0-based odd indices, then the even ones), so what their published numbers measured;
+        "paper": x_1 x_3 x_5 .. x_2 x_4 .., their docstring's and paper's definition
+        (00110101 -> 0100 0111). Both are equally hard.
+      num_symbols: alphabet size (>= 2), default 2 as in the paper.
+
+    Vocabulary: PAD=0, EMPTY=1, SEP=2, END=3, symbols 4..4+num_symbols-1. Output length T.
     """
 
     name = "odds_first"
+    order: str = "released"
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_choice("order", self.order, ("released", "paper"))
 
     def output_length(self, length: Length) -> Length:
         return length
@@ -163,8 +212,11 @@ class OddsFirst(SymbolTask):
     def _generate(self, key, lengths, max_length):
         x = self._draw(key, lengths.shape[0], max_length)
         col = columns(max_length)
-        num_odd = (lengths[:, None] + 1) // 2  # 1-based odd positions = 0-based even ones
-        index = jnp.where(col < num_odd, 2 * col, 2 * (col - num_odd) + 1)
+        t = lengths[:, None]
+        # 0-based index parity emitted first, and how many indices have it.
+        first = 1 if self.order == "released" else 0
+        num_first = (t + 1 - first) // 2
+        index = jnp.where(col < num_first, 2 * col + first, 2 * (col - num_first) + 1 - first)
         return Example(x, lengths, take(x, index), lengths)
 
 

@@ -126,6 +126,7 @@ def settings_from_config(config: ml_collections.ConfigDict) -> Settings:
         num_layers=_int(config, "model.num_layers"),
         mlp_ratio=_int(config, "model.mlp_ratio"),
         dropout=float(m.dropout),
+        activation=str(m.get("activation", "gelu")),
         norm=m.norm,
         causal=protocol == "decoder",
         encoding=m.encoding,
