@@ -9,6 +9,8 @@ from __future__ import annotations
 import ml_collections
 from ml_collections import config_dict
 
+from pe_jax.training import set_field
+
 PRESETS = ("smoke", "published")
 
 
@@ -105,13 +107,17 @@ def apply_arg(config: ml_collections.ConfigDict, arg: str | None) -> ml_collecti
     `smoke` runs in seconds (tiny model, few steps); `published` sets the published protocol's
     scale. key=value pairs set dotted fields, e.g. "smoke,model.encoding=alibi,seeds=0;1".
 
+    Each value is parsed by the field's type with `pe_jax.training.set_field`, the same setter
+    that `--config.key=value` flags and sweep overrides use.
+
     Raises:
-      ValueError: an unknown preset or field.
+      ValueError: an unknown preset or field, or a value the field does not allow (naming the
+        field, the value and what is allowed).
     """
     for item in filter(None, (arg or "").split(",")):
         if "=" in item:
             key, value = item.split("=", 1)
-            _set(config, key.strip(), value.strip())
+            set_field(config, key.strip(), value.strip())
         elif item == "smoke":
             _smoke(config)
         elif item == "published":
@@ -119,28 +125,6 @@ def apply_arg(config: ml_collections.ConfigDict, arg: str | None) -> ml_collecti
         else:
             raise ValueError(f"config argument {item!r} must be one of {PRESETS} or key=value.")
     return config
-
-
-def _set(config, key: str, text: str) -> None:
-    node = config
-    *parents, leaf = key.split(".")
-    for part in parents:
-        if part not in node:
-            raise ValueError(f"config has no field {key!r}.")
-        node = node[part]
-    if leaf not in node:
-        raise ValueError(f"config has no field {key!r}.")
-    current = node[leaf]
-    if isinstance(current, tuple) or node.get_type(leaf) is tuple:
-        node[leaf] = tuple(int(v) for v in text.split(";") if v)
-    elif isinstance(current, bool):
-        node[leaf] = text.lower() in ("1", "true", "yes")
-    elif isinstance(current, int):
-        node[leaf] = int(text)
-    elif isinstance(current, float):
-        node[leaf] = float(text)
-    else:
-        node[leaf] = text
 
 
 def _smoke(c) -> None:

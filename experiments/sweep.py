@@ -12,13 +12,12 @@ results.csv and the PNG plots from the runs' results.json files without training
 import sys
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from pe_jax import runtime
 from pe_jax.reporting import write_report
-from pe_jax.training import initialize_distributed, is_primary, run_sweep
+from pe_jax.training import define_config_file, initialize_distributed, is_primary, run_sweep
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Sweep config file (configs/sweeps/).")
+_CONFIG = define_config_file("config", None, "Sweep config file (configs/sweeps/).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Sweep folder: <workdir>/<task>/<encoding>.")
 _ONLY = flags.DEFINE_list("only", [], "Run only these runs: patterns over task/encoding.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Restart runs started with another config.")

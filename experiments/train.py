@@ -9,12 +9,11 @@ Rerunning the same command resumes from the last checkpoint (or does nothing if 
 """
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from pe_jax import runtime
-from pe_jax.training import initialize_distributed, train_and_evaluate
+from pe_jax.training import define_config_file, initialize_distributed, train_and_evaluate
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.")
+_CONFIG = define_config_file("config", None, "Experiment config file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for checkpoints, logs and results.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Start afresh if workdir holds another config.")
 flags.mark_flags_as_required(["config", "workdir"])

@@ -35,11 +35,54 @@ def check_int_positions(name: str, positions, *, min_ndim: int = 1, max_ndim: in
     return jnp.asarray(positions, jnp.int32)
 
 
+def check_int(name: str, value, *, minimum: int = 1) -> int:
+    """Returns `value` as an int if it is an integer (not a bool) >= `minimum`, else raises."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
 def check_positive_int(name: str, value) -> int:
     """Returns `value` if it is an int >= 1, else raises ValueError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-    return int(value)
+    return check_int(name, value, minimum=1)
+
+
+def check_even(name: str, value) -> int:
+    """Returns `value` if it is an even int >= 2 (sin/cos or rotation pairs), else raises."""
+    value = check_positive_int(name, value)
+    if value % 2:
+        raise ValueError(f"{name} must be even (sin/cos or rotation pairs), got {value}.")
+    return value
+
+
+def check_bool(name: str, value) -> bool:
+    """Returns `value` as a bool if it is True or False (numpy bools too), else raises."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
+def _number(value) -> float | None:
+    """`value` as a float when it is a real number (not a bool, not text), else None."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
+        return None
+    return float(value)
+
+
+def check_fraction(name: str, value) -> float:
+    """Returns `value` as a float if it is a number in (0, 1], else raises ValueError."""
+    number = _number(value)
+    if number is None or not 0.0 < number <= 1.0:
+        raise ValueError(f"{name} must be a number in (0, 1], got {value!r}.")
+    return number
+
+
+def check_rate(name: str, value) -> float:
+    """Returns `value` as a float if it is a number in [0, 1) (a dropout rate), else raises."""
+    number = _number(value)
+    if number is None or not 0.0 <= number < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}.")
+    return number
 
 
 def check_positive(name: str, value) -> float:

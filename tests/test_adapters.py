@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from pe_jax.nn._registry import encoding_doc, list_encodings, make_encoding
+from pe_jax.nn._registry import check_options, encoding_doc, list_encodings, make_encoding
 
 B, L, H, K, D = 2, 6, 2, 8, 16
 REQUIRED = (
@@ -284,6 +284,48 @@ def test_bad_option_values_raise_naming_them():
         build("learned", max_length=0)
     with pytest.raises(ValueError, match="num_buckets"):
         build("t5", causal=False, num_buckets=5)
+
+
+BAD_OPTIONS = [
+    ("ropee", {}, "ropee"),
+    ("rope", {"bsae": 10.0}, "bsae"),
+    ("alibi", {"grid_width": 4}, "grid_width"),
+    ("rope", {"rotary_fraction": 0.1}, "rotary_fraction"),
+    ("rope", {"rotary_fraction": 0.3}, "rotary_fraction"),
+    ("rope", {"layout": "sideways"}, "layout"),
+    ("rope", {"scaling": {"rope_type": "linear"}}, "factor"),
+    ("learned", {"max_length": 0}, "max_length"),
+    ("t5", {"num_buckets": 5}, "num_buckets"),
+    ("shaw", {"values": 1}, "values"),
+    ("sinusoidal", {"max_wavelength": -1.0}, "max_wavelength"),
+    ("fire", {"hidden": 0}, "hidden"),
+    ("randomized_rope", {"max_length": 0}, "max_length"),
+]
+
+
+@pytest.mark.parametrize("name, options, match", BAD_OPTIONS)
+def test_check_options_rejects_what_building_rejects(name, options, match):
+    causal = name != "t5"  # bidirectional T5 needs an even num_buckets
+    with pytest.raises(ValueError, match=match) as built_error:
+        build(name, causal=causal, **options)
+    with pytest.raises(ValueError, match=match) as checked_error:
+        check_options(name, options, width=D, num_heads=H, head_dim=K, causal=causal)
+    assert str(checked_error.value) == str(built_error.value)
+
+
+def test_check_options_returns_the_reach_and_initialises_nothing(monkeypatch):
+    assert check_options("rope", {}, width=D, num_heads=H, head_dim=K) is None
+    assert check_options("learned", {"max_length": 7}, width=D, num_heads=H, head_dim=K) == 7
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(make_encoding(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr("pe_jax.nn._registry.make_encoding", spy)
+    check_options("t5", {}, width=D, num_heads=H, head_dim=K)
+    leaves = jax.tree.leaves(nnx.state(seen[0]))
+    assert leaves and all(isinstance(x, jax.core.Tracer) for x in leaves)
 
 
 @pytest.mark.parametrize("name", list_encodings())

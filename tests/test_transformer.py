@@ -404,6 +404,24 @@ def test_config_validation_names_the_field(field, kwargs):
         TransformerConfig(**{**SMALL, **kwargs})
 
 
+def test_config_builds_no_encoding(monkeypatch):
+    """Construction checks the options abstractly: no parameter is ever drawn concretely."""
+    for name in ("normal", "uniform", "truncated_normal"):
+        draw = getattr(jax.random, name)
+
+        def abstract_only(key, *args, _draw=draw, **kwargs):
+            assert isinstance(key, jax.core.Tracer), "TransformerConfig initialised parameters"
+            return _draw(key, *args, **kwargs)
+
+        monkeypatch.setattr(jax.random, name, abstract_only)
+    for encoding in ("t5", "learned", "shaw", "fire", "rope_mixed", "scaled_sinusoidal"):
+        TransformerConfig(**SMALL, encoding=encoding)
+    with pytest.raises(ValueError, match="num_buckets"):
+        TransformerConfig(**SMALL, encoding="t5", causal=False, encoding_options={"num_buckets": 5})
+    with pytest.raises(AssertionError):  # the spy does catch a concrete build
+        Transformer(TransformerConfig(**SMALL, encoding="t5"), rngs=nnx.Rngs(0))
+
+
 def test_config_is_frozen_and_hashable():
     options = {"rotary_fraction": 0.25, "scaling": {"rope_type": "linear", "factor": 2.0}}
     config = TransformerConfig(**SMALL, encoding="rope", encoding_options=options)

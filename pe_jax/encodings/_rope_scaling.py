@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pe_jax._validate import check_positive, check_positive_int
+from pe_jax._validate import check_fraction, check_positive, check_positive_int
 
 ROPE_SCALING_TYPES = ("default", "linear", "dynamic", "yarn", "longrope", "llama3")
 
@@ -115,12 +115,7 @@ def rope_inv_freq(
     base = check_positive("base", base)
     if seq_len is not None:
         seq_len = check_positive_int("seq_len", seq_len)
-    if (
-        isinstance(proportion, bool)
-        or not isinstance(proportion, int | float | np.integer | np.floating)
-        or not 0.0 < proportion <= 1.0
-    ):
-        raise ValueError(f"proportion must be a number in (0, 1], got {proportion!r}.")
+    check_fraction("proportion", proportion)
     if scaling is None:
         scaling = {}
     if not isinstance(scaling, Mapping):

@@ -4,7 +4,7 @@ from pe_jax.nn._attention import Attention, attend, attention_probs, causal_mask
 from pe_jax.nn._base import Encoding
 from pe_jax.nn._config import TransformerConfig
 from pe_jax.nn._decode import decode_step, generate, init_cache
-from pe_jax.nn._registry import encoding_doc, list_encodings, make_encoding
+from pe_jax.nn._registry import check_options, encoding_doc, list_encodings, make_encoding
 from pe_jax.nn._transformer import Block, Transformer
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "attend",
     "attention_probs",
     "causal_mask",
+    "check_options",
     "decode_step",
     "encoding_doc",
     "generate",

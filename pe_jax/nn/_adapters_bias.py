@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from pe_jax._validate import check_positive, check_positive_int
+from pe_jax._validate import check_bool, check_positive, check_positive_int
 from pe_jax.encodings._alibi_t5 import (
     alibi_bias,
     alibi_slopes,
@@ -30,12 +30,6 @@ from pe_jax.encodings._learned_bias import (
     kerple_power_bias,
 )
 from pe_jax.nn._base import Encoding
-
-
-def _check_bool(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}.")
-    return value
 
 
 def _params(arrays: dict[str, jax.Array]) -> nnx.Dict:
@@ -59,7 +53,7 @@ class ALiBi(Encoding):
         # Concrete even under nnx.eval_shape / jit, so the slopes can be a static attribute.
         with jax.ensure_compile_time_eval():
             self.slopes = tuple(float(m) for m in jax.device_get(alibi_slopes(num_heads)))
-        self.causal = _check_bool("causal", causal)
+        self.causal = check_bool("causal", causal)
 
     def bias(self, q_positions: jax.Array, k_positions: jax.Array) -> jax.Array:
         slopes = jnp.asarray(self.slopes, jnp.float32)
@@ -87,7 +81,7 @@ class T5RelativeBias(Encoding):
         stddev: float = 0.02,
         rngs: nnx.Rngs,
     ):
-        self.causal = _check_bool("causal", causal)
+        self.causal = check_bool("causal", causal)
         self.max_distance = check_positive("max_distance", max_distance)
         num_buckets = check_positive_int("num_buckets", num_buckets)
         # Validates num_buckets / max_distance for this direction now rather than at first call
@@ -215,7 +209,7 @@ class DynamicPositionBias(Encoding):
     ):
         params = init_dynamic_bias_params(rngs.params(), num_heads, hidden=hidden, depth=depth)
         self.params = _params(params)
-        self.log_distance = _check_bool("log_distance", log_distance)
+        self.log_distance = check_bool("log_distance", log_distance)
 
     def bias(self, q_positions: jax.Array, k_positions: jax.Array) -> jax.Array:
         return dynamic_position_bias(

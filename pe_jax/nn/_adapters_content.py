@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from pe_jax._validate import check_positive_int
+from pe_jax._validate import check_bool, check_positive_int
 from pe_jax.encodings._content import (
     cope_logits,
     init_cope_table,
@@ -22,12 +22,6 @@ from pe_jax.encodings._content import (
     transformer_xl_logits,
 )
 from pe_jax.nn._base import Encoding
-
-
-def _check_bool(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}.")
-    return value
 
 
 class ShawRelative(Encoding):
@@ -55,8 +49,8 @@ class ShawRelative(Encoding):
         rngs: nnx.Rngs,
     ):
         self.max_distance = check_positive_int("max_distance", max_distance)
-        self.values = _check_bool("values", values)
-        per_head = _check_bool("per_head", per_head)
+        self.values = check_bool("values", values)
+        per_head = check_bool("per_head", per_head)
         tables = init_shaw_tables(
             rngs.params(),
             max_distance=self.max_distance,
@@ -176,12 +170,12 @@ class CoPE(Encoding):
         stddev: float = 0.02,
         rngs: nnx.Rngs,
     ):
-        self.causal = _check_bool("causal", causal)
+        self.causal = check_bool("causal", causal)
         table = init_cope_table(
             rngs.params(),
             npos=npos,
             head_dim=head_dim,
-            num_heads=num_heads if _check_bool("per_head", per_head) else None,
+            num_heads=num_heads if check_bool("per_head", per_head) else None,
             stddev=stddev,
         )
         self.pos_table = nnx.Param(table)

@@ -11,7 +11,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from pe_jax._validate import check_int_positions, check_positive, check_positive_int
+from pe_jax._validate import (
+    check_even,
+    check_int_positions,
+    check_positive,
+    check_positive_int,
+)
 from pe_jax.encodings._absolute import (
     binary_positions,
     integer_positions,
@@ -19,13 +24,6 @@ from pe_jax.encodings._absolute import (
     sinusoidal,
 )
 from pe_jax.nn._base import Encoding
-
-
-def _check_even(name: str, value: int) -> int:
-    value = check_positive_int(name, value)
-    if value % 2:
-        raise ValueError(f"{name} must be even for sin/cos pairs, got {value}.")
-    return value
 
 
 def _add(x: jax.Array, pe: jax.Array) -> jax.Array:
@@ -102,7 +100,7 @@ class SinusoidalEncoding(Encoding):
     Need", sec. 3.5): PE[p, 2i] = sin(p w_i), PE[p, 2i+1] = cos(p w_i), w_i = W^(-2i/D)."""
 
     def __init__(self, width: int, *, max_wavelength: float = 10000.0):
-        self.width = _check_even("width", width)
+        self.width = check_even("width", width)
         self.max_wavelength = check_positive("max_wavelength", max_wavelength)
 
     def embed(self, x: jax.Array, positions: jax.Array) -> jax.Array:

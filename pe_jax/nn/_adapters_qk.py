@@ -13,6 +13,7 @@ from flax import nnx
 
 from pe_jax._validate import (
     check_choice,
+    check_fraction,
     check_int_positions,
     check_positive,
     check_positive_int,
@@ -31,19 +32,19 @@ def _static_inv_freq(rotary_dim: int, **options) -> tuple[tuple[float, ...], flo
 
 
 def _rotary_dim(head_dim: int, rotary_fraction: float) -> int:
-    """The largest even number of channels <= rotary_fraction * head_dim."""
+    """R = rotary_fraction * head_dim, which must be a whole even number >= 2.
+
+    The one rule for rotary_fraction (TransformerConfig checks it through the registry's
+    `check_options`).
+    """
     head_dim = check_positive_int("head_dim", head_dim)
-    try:
-        fraction = float(rotary_fraction)
-    except (TypeError, ValueError):
-        fraction = float("nan")
-    if isinstance(rotary_fraction, bool) or not 0.0 < fraction <= 1.0:
-        raise ValueError(f"rotary_fraction must be a number in (0, 1], got {rotary_fraction!r}.")
-    rotary_dim = 2 * int(head_dim * fraction // 2)
-    if rotary_dim < 2:
+    fraction = check_fraction("rotary_fraction", rotary_fraction)
+    rotary = fraction * head_dim
+    rotary_dim = round(rotary)
+    if abs(rotary - rotary_dim) > 1e-9 or rotary_dim < 2 or rotary_dim % 2:
         raise ValueError(
-            f"rotary_fraction={rotary_fraction} of head_dim={head_dim} leaves fewer than 2 "
-            "rotary channels; allowed: rotary_fraction * head_dim >= 2."
+            f"rotary_fraction * head_dim must be a whole even number >= 2 (the rotated dims), "
+            f"got rotary_fraction={rotary_fraction!r} of head_dim={head_dim} ({rotary:g} dims)."
         )
     return rotary_dim
 
@@ -67,8 +68,8 @@ class RoPE(_FixedFrequencies):
     Position Embedding"): pair i of q and k at position m is rotated by m * theta_i.
 
     Options: base (theta_i = base^(-2i/R)); layout "half" (GPT-NeoX / HF) or "interleaved"
-    (GPT-J / Meta); rotary_fraction (partial rotary: R = the largest even number <=
-    rotary_fraction * head_dim, the rest pass through); proportion (p-RoPE, Barbero et al.
+    (GPT-J / Meta); rotary_fraction (partial rotary: R = rotary_fraction * head_dim, a whole even
+    number, the rest pass through); proportion (p-RoPE, Barbero et al.
     2024: keep only the highest proportion of frequencies); scaling (a Hugging Face
     `rope_scaling` dict: linear, dynamic, yarn, longrope, llama3); seq_len (the length that
     "dynamic"/"longrope" scaling assume, fixed at construction).

@@ -7,15 +7,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import jax.numpy as jnp
-import numpy as np
 from flax.core import FrozenDict
+
+from pe_jax._validate import check_bool, check_choice, check_positive_int, check_rate
+from pe_jax.nn._registry import STRUCTURAL, check_options, list_encodings
 
 NORMS = ("pre", "post")
 ACTIVATIONS = ("gelu", "relu")
-
-
-# Constructor arguments of an encoding that come from the config, not from its options.
-STRUCTURAL_OPTIONS = ("width", "num_heads", "head_dim", "causal", "rngs")
 
 
 def _is_mapping(value: Any) -> bool:
@@ -39,12 +37,6 @@ def _thaw(value: Any) -> Any:
     return value
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-    return int(value)
-
-
 def _float_dtype(name: str, value: Any) -> jnp.dtype:
     try:
         dtype = jnp.dtype(value)
@@ -59,9 +51,9 @@ def _float_dtype(name: str, value: Any) -> jnp.dtype:
 class TransformerConfig:
     """Hyper-parameters of a (decoder-only or encoder-only) transformer with one encoding.
 
-    Validated on construction: every bad value raises ValueError naming its field. The
-    encoding name and options are checked by building the encoding once (its parameters are
-    small and discarded), so a config that constructs is a config that builds.
+    Plain data, validated on construction: every bad value raises ValueError naming its field.
+    The encoding name and options are checked by the registry's `check_options`, which builds
+    nothing, yet a config that constructs is a config that builds.
 
     Attributes:
       vocab_size: V, number of token ids.
@@ -104,42 +96,33 @@ class TransformerConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "width", "num_heads", "num_layers", "mlp_ratio"):
-            _positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         if self.width % self.num_heads:
             raise ValueError(
                 f"width must be divisible by num_heads, got width={self.width}, "
                 f"num_heads={self.num_heads}."
             )
-        try:
-            dropout = float(self.dropout)
-        except (TypeError, ValueError):
-            dropout = float("nan")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
-        if self.norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}.")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}.")
+        dropout = check_rate("dropout", self.dropout)
+        check_choice("norm", self.norm, NORMS)
+        check_choice("activation", self.activation, ACTIVATIONS)
         for name in ("causal", "share_encoding"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}.")
+            check_bool(name, getattr(self, name))
         if not isinstance(self.encoding, str):
             raise ValueError(f"encoding must be a string name, got {self.encoding!r}.")
         if not _is_mapping(self.encoding_options):
             raise ValueError(f"encoding_options must be a mapping, got {self.encoding_options!r}.")
-        structural = sorted(set(self.encoding_options) & set(STRUCTURAL_OPTIONS))
+        structural = sorted(set(self.encoding_options) & set(STRUCTURAL))
         if structural:
             raise ValueError(
                 f"encoding_options must not set {structural}: they come from the config's own "
                 "fields (width, num_heads, causal)."
             )
         if self.max_length is not None:
-            _positive_int("max_length", self.max_length)
+            check_positive_int("max_length", self.max_length)
         object.__setattr__(self, "dropout", dropout)
         object.__setattr__(self, "encoding_options", _freeze(self.encoding_options))
         object.__setattr__(self, "dtype", _float_dtype("dtype", self.dtype))
         object.__setattr__(self, "param_dtype", _float_dtype("param_dtype", self.param_dtype))
-        self._check_rotary_fraction()
         self._check_encoding()
 
     @property
@@ -152,51 +135,22 @@ class TransformerConfig:
         """The encoding options as a plain (mutable copy) dict."""
         return _thaw(self.encoding_options)
 
-    def _check_rotary_fraction(self) -> None:
-        fraction = self.encoding_options.get("rotary_fraction")
-        if fraction is None:
-            return
-        try:
-            fraction = float(fraction)
-        except (TypeError, ValueError):
-            fraction = float("nan")
-        rotary = fraction * self.head_dim
-        if not 0.0 < fraction <= 1.0 or rotary != round(rotary) or round(rotary) % 2:
-            raise ValueError(
-                "encoding_options['rotary_fraction'] must be in (0, 1] and give an even number "
-                f"of rotated dims of head_dim={self.head_dim}, got "
-                f"{self.encoding_options['rotary_fraction']!r} ({rotary} dims)."
-            )
-
     def _check_encoding(self) -> None:
-        """Builds the encoding so its own checks run (adapters compute static values such as RoPE
-        frequencies with concrete arithmetic, so an abstract `nnx.eval_shape` build would fail)."""
-        from flax import nnx
-
-        from pe_jax.nn._registry import make_encoding
-
+        """Checks the encoding and its options with the registry, building nothing."""
         try:
-            encoding = make_encoding(
+            reach = check_options(
                 self.encoding,
+                self.options,
                 width=self.width,
                 num_heads=self.num_heads,
                 head_dim=self.head_dim,
-                rngs=nnx.Rngs(0),
                 causal=self.causal,
-                **self.options,
             )
         except ValueError as error:
-            field = "encoding" if self.encoding not in _names() else "encoding_options"
+            field = "encoding" if self.encoding not in list_encodings() else "encoding_options"
             raise ValueError(f"{field} ({self.encoding!r}): {error}") from error
-        if self.max_length is not None and encoding.max_length is not None:
-            if self.max_length > encoding.max_length:
-                raise ValueError(
-                    f"max_length={self.max_length} exceeds the {self.encoding!r} encoding's "
-                    f"max_length={encoding.max_length}."
-                )
-
-
-def _names() -> list[str]:
-    from pe_jax.nn._registry import list_encodings
-
-    return list_encodings()
+        if self.max_length is not None and reach is not None and self.max_length > reach:
+            raise ValueError(
+                f"max_length={self.max_length} exceeds the {self.encoding!r} encoding's "
+                f"max_length={reach}."
+            )

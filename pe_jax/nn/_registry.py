@@ -1,4 +1,4 @@
-"""Encodings by name: `make_encoding`, `list_encodings`, `encoding_doc`.
+"""Encodings by name: `make_encoding`, `check_options`, `list_encodings`, `encoding_doc`.
 
 Names map to adapter classes. Which positions are fed is orthogonal to the encoding, so the
 randomized (Ruoss et al. 2023) and shifted variants of every 1-D position-based encoding are
@@ -9,6 +9,8 @@ in `RandomizedPositions`, which only replaces the `positions` hook.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 from flax import nnx
@@ -94,7 +96,7 @@ _POSITION_BASED = (
 _MODES = {"randomized": "sorted", "shifted": "shift"}
 
 # Constructor arguments supplied by the model rather than by options.
-_STRUCTURAL = ("width", "num_heads", "head_dim", "causal", "rngs")
+STRUCTURAL = ("width", "num_heads", "head_dim", "causal", "rngs")
 
 
 class RandomizedPositions(Encoding):
@@ -211,7 +213,7 @@ def _parameters(cls: type[Encoding]) -> dict[str, inspect.Parameter]:
 
 
 def _option_defaults(mode: str | None, cls: type[Encoding]) -> dict[str, object]:
-    options = {n: p.default for n, p in _parameters(cls).items() if n not in _STRUCTURAL}
+    options = {n: p.default for n, p in _parameters(cls).items() if n not in STRUCTURAL}
     if mode is not None:
         options["max_length"] = DEFAULT_RANDOMIZED_MAX_LENGTH
     return options
@@ -279,3 +281,32 @@ def make_encoding(
         # A learned table must cover every position the sampler can draw.
         options["max_length"] = max_length
     return RandomizedPositions(cls(**kwargs, **options), max_length=max_length, mode=mode)
+
+
+def check_options(
+    name: str,
+    options: Mapping[str, Any],
+    *,
+    width: int,
+    num_heads: int,
+    head_dim: int,
+    causal: bool = True,
+) -> int | None:
+    """Checks encoding `name` with `options` exactly as `make_encoding` does, building nothing.
+
+    `make_encoding` runs abstractly (`nnx.eval_shape`): the registry checks the name and the
+    option names, the adapter's constructor (and the pure functions it calls) check the values,
+    but no parameter is initialised and nothing is computed on a device. So each rule stays
+    written once, where the adapter uses it.
+
+    Returns:
+      The largest position + 1 the encoding supports (its `max_length`; None = unbounded).
+
+    Raises:
+      ValueError: what `make_encoding` raises for the same arguments.
+    """
+    dims = dict(width=width, num_heads=num_heads, head_dim=head_dim, causal=causal)
+    abstract = nnx.eval_shape(
+        lambda: make_encoding(name, **dims, rngs=nnx.Rngs(0), **dict(options))
+    )
+    return abstract.max_length

@@ -13,7 +13,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from pe_jax._validate import check_choice
+from pe_jax._validate import check_bool, check_choice
 from pe_jax.tasks._base import (
     FIRST_SYMBOL,
     PAD,
@@ -21,7 +21,6 @@ from pe_jax.tasks._base import (
     Length,
     Task,
     below,
-    check_bool,
     columns,
     constant_like,
     random_words,

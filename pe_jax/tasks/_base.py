@@ -115,20 +115,6 @@ def unit_interval(words: jax.Array) -> jax.Array:
     return (words >> 8).astype(jnp.float32) * 2.0**-24 + 2.0**-25
 
 
-def check_num_symbols(value, minimum: int = 2) -> int:
-    """Returns `value` if it is an int >= `minimum`, else raises ValueError naming num_symbols."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"num_symbols must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
-
-
-def check_bool(name: str, value) -> bool:
-    """Returns `value` if it is a bool, else raises ValueError naming `name`."""
-    if not isinstance(value, bool | np.bool_):
-        raise ValueError(f"{name} must be a bool, got {value!r}.")
-    return bool(value)
-
-
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Task:
     """A synthetic sequence task with an on-device, jit-able sampler.

@@ -12,14 +12,13 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from pe_jax._validate import check_choice
+from pe_jax._validate import check_choice, check_int
 from pe_jax.tasks._base import (
     FIRST_SYMBOL,
     Example,
     Length,
     Task,
     below,
-    check_num_symbols,
     columns,
     constant_like,
     random_words,
@@ -34,7 +33,7 @@ class SymbolTask(Task):
     num_symbols: int = 2
 
     def __post_init__(self):
-        check_num_symbols(self.num_symbols)
+        check_int("num_symbols", self.num_symbols, minimum=2)
 
     @property
     def vocab_size(self) -> int:

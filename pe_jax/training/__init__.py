@@ -1,5 +1,6 @@
 """Training: optimizer, mesh, the seed-vmapped step, and the resumable run."""
 
+from pe_jax.training._config_fields import define_config_file, parse_field, set_field
 from pe_jax.training._distributed import initialize_distributed, is_primary
 from pe_jax.training._load import LoadedRun, load_run
 from pe_jax.training._mesh import check_divisible, make_mesh
@@ -16,6 +17,7 @@ __all__ = [
     "SweepRun",
     "TrainProgram",
     "check_divisible",
+    "define_config_file",
     "expand_sweep",
     "initialize_distributed",
     "is_primary",
@@ -25,8 +27,10 @@ __all__ = [
     "make_schedule",
     "make_train_program",
     "model_split",
+    "parse_field",
     "run_sweep",
     "select_runs",
+    "set_field",
     "settings_from_config",
     "train_and_evaluate",
 ]

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
+from pe_jax._validate import check_choice, check_int
 from pe_jax.evaluation._evaluate import bucket_width
 from pe_jax.nn._config import TransformerConfig
 from pe_jax.nn._transformer import Transformer
@@ -57,22 +58,24 @@ def _get(config, path: str):
 
 
 def _int(config, path: str, *, minimum: int = 1) -> int:
-    value = _get(config, path)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"config.{path} must be an integer >= {minimum}, got {value!r}.")
-    return value
+    return check_int(f"config.{path}", _get(config, path), minimum=minimum)
+
+
+# Integer fields of Settings and of TransformerConfig copied from the config as they are.
+_SETTINGS_INTS = {
+    "steps": "train.steps",
+    "batch_size": "train.batch_size",
+    "log_every": "train.log_every",
+    "checkpoint_every": "train.checkpoint_every",
+    "eval_samples": "eval.samples",
+}
+_MODEL_INTS = ("width", "num_heads", "num_layers", "mlp_ratio")
 
 
 def _options(value) -> dict:
     if isinstance(value, ml_collections.ConfigDict):
         return value.to_dict()
     return dict(value or {})
-
-
-def _seed_loop(value) -> str:
-    if value not in SEED_LOOPS:
-        raise ValueError(f"config.train.seed_loop must be one of {SEED_LOOPS}, got {value!r}.")
-    return value
 
 
 def eval_lengths(config) -> tuple[int, ...]:
@@ -116,34 +119,32 @@ def settings_from_config(config: ml_collections.ConfigDict) -> Settings:
     needed = task.width(longest, protocol)
 
     m = config.model
-    dtype = str(m.get("dtype", "float32"))
-    if dtype not in ("float32", "bfloat16"):
-        raise ValueError(f"config.model.dtype must be 'float32' or 'bfloat16', got {dtype!r}.")
-    model = TransformerConfig(
-        vocab_size=task.vocab_size,
-        width=_int(config, "model.width"),
-        num_heads=_int(config, "model.num_heads"),
-        num_layers=_int(config, "model.num_layers"),
-        mlp_ratio=_int(config, "model.mlp_ratio"),
-        dropout=float(m.dropout),
-        activation=str(m.get("activation", "gelu")),
-        norm=m.norm,
-        causal=protocol == "decoder",
-        encoding=m.encoding,
-        encoding_options=_options(m.get("encoding_options")),
-        share_encoding=bool(m.share_encoding),
-        dtype=jnp.dtype(dtype),
-    )
+    dtype = check_choice("config.model.dtype", m.get("dtype", "float32"), ("float32", "bfloat16"))
+    try:
+        model = TransformerConfig(
+            vocab_size=task.vocab_size,
+            **{name: _int(config, f"model.{name}") for name in _MODEL_INTS},
+            dropout=m.dropout,
+            activation=m.get("activation", "gelu"),
+            norm=m.norm,
+            causal=protocol == "decoder",
+            encoding=m.encoding,
+            encoding_options=_options(m.get("encoding_options")),
+            share_encoding=m.share_encoding,
+            dtype=jnp.dtype(dtype),
+        )
+    except ValueError as error:
+        raise ValueError(f"config.model: {error}") from error
     _check_encoding_reach(model, needed, longest)
 
     seeds = tuple(int(s) for s in _get(config, "seeds"))
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"config.seeds must be a non-empty list of distinct ints, got {seeds}.")
-    steps = _int(config, "train.steps")
+    ints = {name: _int(config, path) for name, path in _SETTINGS_INTS.items()}
     t = config.train
     optimizer = dict(
         learning_rate=float(t.learning_rate),
-        total_steps=steps,
+        total_steps=ints["steps"],
         warmup_steps=int(t.warmup_steps),
         schedule=t.schedule,
         optimizer=t.optimizer,
@@ -155,19 +156,15 @@ def settings_from_config(config: ml_collections.ConfigDict) -> Settings:
         protocol=protocol,
         model=model,
         seeds=seeds,
-        steps=steps,
-        batch_size=_int(config, "train.batch_size"),
         min_length=min_length,
         max_length=max_length,
         train_width=task.width(max_length, protocol),
         optimizer=optimizer,
-        log_every=_int(config, "train.log_every"),
-        checkpoint_every=_int(config, "train.checkpoint_every"),
         eval_lengths=lengths,
-        eval_samples=_int(config, "eval.samples"),
         eval_seed=_int(config, "eval.seed", minimum=0),
         mesh_shape=parse_mesh_shape(config.get("mesh_shape")),
-        seed_loop=_seed_loop(config.train.get("seed_loop", "auto")),
+        seed_loop=check_choice("config.train.seed_loop", t.get("seed_loop", "auto"), SEED_LOOPS),
+        **ints,
     )
 
 

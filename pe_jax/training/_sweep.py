@@ -26,6 +26,7 @@ from pathlib import Path
 
 import ml_collections
 
+from pe_jax.training._config_fields import set_field
 from pe_jax.training._distributed import is_primary
 from pe_jax.training._run import (
     CONFIG,
@@ -68,22 +69,20 @@ def _check_label(where: str, label) -> str:
 
 
 def _merge(config: ml_collections.ConfigDict, overrides, where: str) -> None:
-    """Sets the fields of nested mapping `overrides` in `config`; unknown fields are errors."""
+    """Sets the fields of nested mapping `overrides` in `config` with `set_field`.
+
+    task_options and encoding_options are free-form: an override replaces their entries.
+    Unknown fields and values their field does not allow are errors naming `where`.
+    """
     for key, value in overrides.items():
-        if key not in config:
-            raise ValueError(f"{where}.{key} is not a field of the experiment config.")
-        current = config[key]
+        current = config.get(key) if key in config else None
         if isinstance(current, ml_collections.ConfigDict) and hasattr(value, "items"):
-            if key in ("task_options", "encoding_options"):  # free-form: replaced entries
-                merged = current.to_dict()
-                merged.update(dict(value.items()))
-                config[key] = ml_collections.ConfigDict(merged)
+            if key in ("task_options", "encoding_options"):
+                value = {**current.to_dict(), **dict(value.items())}
             else:
                 _merge(current, value, f"{where}.{key}")
-        elif isinstance(current, tuple) and isinstance(value, list):
-            config[key] = tuple(value)
-        else:
-            config[key] = value
+                continue
+        set_field(config, key, value, where=where)
 
 
 def expand_sweep(sweep: ml_collections.ConfigDict) -> list[SweepRun]:
@@ -130,11 +129,10 @@ def expand_sweep(sweep: ml_collections.ConfigDict) -> list[SweepRun]:
             config = copy.deepcopy(base)
             _merge(config, common, "sweep.overrides")
             _merge(config, enc.get("overrides") or {}, f"sweep.encodings[{j}].overrides")
-            config.model.encoding = enc["name"]
-            config.model.encoding_options = ml_collections.ConfigDict(
-                dict(enc.get("options") or {})
-            )
-            config.seeds = seeds
+            where = f"sweep.encodings[{j}]"
+            set_field(config, "model.encoding", enc["name"], where=where)
+            set_field(config, "model.encoding_options", dict(enc.get("options") or {}), where=where)
+            set_field(config, "seeds", seeds, where="sweep")
             runs.append(SweepRun(task=task_label, encoding=label, config=config))
     return runs
 
