@@ -62,7 +62,7 @@ def recompute_greedy(m: Transformer, prompt, lengths, new: int) -> np.ndarray:
     ends = np.asarray(lengths).copy()
     out = np.zeros((batch, new), np.int32)
     for i in range(new):
-        logits = np.asarray(m(jnp.asarray(buffer)))
+        logits = np.asarray(m(jnp.asarray(buffer))[0])
         out[:, i] = logits[np.arange(batch), ends - 1].argmax(-1)
         buffer[np.arange(batch), ends] = out[:, i]
         ends += 1
@@ -103,7 +103,7 @@ def test_cached_greedy_matches_recomputation(name):
     actual, fed, step_logits = cached_greedy(m, PROMPT, LENGTHS, NEW)
     np.testing.assert_array_equal(actual, expected)
     # Teacher-forced: each cached step's logits equal a full causal pass over what was fed.
-    full = np.asarray(m(jnp.asarray(fed)))[:, : step_logits.shape[1]]
+    full = np.asarray(m(jnp.asarray(fed))[0])[:, : step_logits.shape[1]]
     np.testing.assert_allclose(step_logits, full, atol=1e-4, rtol=1e-4)
 
 

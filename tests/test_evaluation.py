@@ -39,7 +39,7 @@ def test_teacher_forced_exact_match_equals_greedy_decoding(tmp_path):
     task = get_task("copy", num_symbols=2)
     length, samples = 4, 32
     batch = task.sample(jax.random.key(7), batch_size=samples, length=length, layout="decoder")
-    logits = model(batch.inputs, mask=batch.valid)
+    logits, _ = model(batch.inputs, mask=batch.valid)
     mask = np.asarray(batch.loss_mask)
     correct = np.asarray(jnp.argmax(logits, -1) == batch.targets) | ~mask
     teacher_forced = correct.all(-1)

@@ -86,7 +86,7 @@ def probe(name: str, causal: bool, **overrides):
     direction = jax.random.normal(jax.random.key(2), (SMALL["vocab_size"],))
 
     def projected(x, state):
-        logits = nnx.merge(graphdef, state).forward_embeddings(x, key=KEY)
+        logits, _ = nnx.merge(graphdef, state).forward_embeddings(x, key=KEY)
         return logits @ direction, logits
 
     (d_x, d_params), logits = jax.jacrev(projected, argnums=(0, 1), has_aux=True)(
@@ -149,7 +149,7 @@ def test_attention_pattern(case):
 
 
 def _call(graphdef, state):
-    return nnx.merge(graphdef, state)(TOKENS, key=KEY)
+    return nnx.merge(graphdef, state)(TOKENS, key=KEY)[0]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -163,7 +163,7 @@ def test_every_encoding_runs_and_traces(name):
         traced = jax.eval_shape(functools.partial(_call, nnx.graphdef(m)), nnx.state(m))
         assert traced.shape == shape and traced.dtype == jnp.float32
         if FULL or name in BASE or causal == name.startswith("shifted_"):
-            logits = m(TOKENS, key=KEY)
+            logits = m(TOKENS, key=KEY)[0]
             assert logits.shape == shape and _finite(logits), (name, causal)
 
 
@@ -187,10 +187,10 @@ def test_nnx_jit_matches_eager(name):
 
     @nnx.jit
     def both(encoder, decoder, tokens, key):
-        return encoder(tokens, key=key), decoder(tokens, key=key)
+        return encoder(tokens, key=key)[0], decoder(tokens, key=key)[0]
 
     jitted = both(encoder, decoder, TOKENS, KEY)
-    eager = (encoder(TOKENS, key=KEY), decoder(TOKENS, key=KEY))
+    eager = (encoder(TOKENS, key=KEY)[0], decoder(TOKENS, key=KEY)[0])
     for a, b in zip(jitted, eager, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
 
@@ -198,7 +198,7 @@ def test_nnx_jit_matches_eager(name):
 def _permuted(name: str, **overrides):
     m = model(name, False, **overrides)
     perm = np.array([3, 0, 5, 1, 4, 2])
-    return m(TOKENS, key=KEY)[:, perm], m(TOKENS[:, perm], key=KEY)
+    return m(TOKENS, key=KEY)[0][:, perm], m(TOKENS[:, perm], key=KEY)[0]
 
 
 def test_nope_encoder_is_permutation_equivariant():
@@ -225,19 +225,19 @@ def test_integer_encoding_is_erased_by_pre_layer_norm():
 def test_relative_encodings_are_shift_invariant(name, causal):
     m = model(name, causal)
     positions = jnp.arange(LENGTH, dtype=jnp.int32)
-    base = m(TOKENS, positions=positions)
-    shifted = m(TOKENS, positions=positions + 37)
+    base = m(TOKENS, positions=positions)[0]
+    shifted = m(TOKENS, positions=positions + 37)[0]
     np.testing.assert_allclose(shifted, base, atol=2e-4, rtol=2e-4)
     # Per-example shifts ([B, L] positions) too.
     per_example = positions + jnp.array([[5], [11]], jnp.int32)
-    np.testing.assert_allclose(m(TOKENS, positions=per_example), base, atol=2e-4, rtol=2e-4)
+    np.testing.assert_allclose(m(TOKENS, positions=per_example)[0], base, atol=2e-4, rtol=2e-4)
 
 
 @pytest.mark.parametrize("name", ["learned", "sinusoidal"])
 def test_absolute_encodings_are_not_shift_invariant(name):
     m = model(name, True)
     positions = jnp.arange(LENGTH, dtype=jnp.int32)
-    diff = m(TOKENS, positions=positions + 7) - m(TOKENS, positions=positions)
+    diff = m(TOKENS, positions=positions + 7)[0] - m(TOKENS, positions=positions)[0]
     assert float(jnp.abs(diff).max()) > 1e-3
 
 
@@ -246,7 +246,7 @@ def test_batched_positions_match_shared_positions(name):
     """Default 1-D positions (biases with a leading 1) == the same positions per example."""
     m = model(name, True)
     batched = jnp.broadcast_to(jnp.arange(LENGTH, dtype=jnp.int32), TOKENS.shape)
-    np.testing.assert_allclose(m(TOKENS, positions=batched), m(TOKENS), atol=1e-5)
+    np.testing.assert_allclose(m(TOKENS, positions=batched)[0], m(TOKENS)[0], atol=1e-5)
 
 
 # Encodings that could leak across positions outside the masked attention (lengths, counts,
@@ -268,10 +268,10 @@ def test_padding_does_not_change_real_outputs(case):
     # Example 0 has no padding; example 1 has `short` real tokens, then junk tokens.
     tokens = TOKENS.at[1, short:].set(7)
     mask = jnp.arange(LENGTH)[None] < jnp.array([[LENGTH], [short]])
-    padded = m(tokens, mask=mask)
+    padded = m(tokens, mask=mask)[0]
     assert _finite(padded)
-    np.testing.assert_allclose(padded[0], m(TOKENS)[0], atol=1e-4, rtol=1e-4)
-    unpadded = m(TOKENS[:, :short])[1]
+    np.testing.assert_allclose(padded[0], m(TOKENS)[0][0], atol=1e-4, rtol=1e-4)
+    unpadded = m(TOKENS[:, :short])[0][1]
     np.testing.assert_allclose(padded[1, :short], unpadded, atol=1e-4, rtol=1e-4)
 
 
@@ -283,11 +283,11 @@ def test_padded_example_gets_the_positions_of_its_unpadded_self(name):
     short = LENGTH - 3
     tokens = TOKENS.at[:, short:].set(7)
     mask = jnp.broadcast_to(jnp.arange(LENGTH) < short, TOKENS.shape)
-    padded = m(tokens, mask=mask, key=KEY)
-    unpadded = m(TOKENS[:, :short], mask=mask[:, :short], key=KEY)
+    padded = m(tokens, mask=mask, key=KEY)[0]
+    unpadded = m(TOKENS[:, :short], mask=mask[:, :short], key=KEY)[0]
     np.testing.assert_allclose(padded[:, :short], unpadded, atol=1e-5, rtol=1e-5)
     # and the draw is keyed: another key gives other positions, other outputs
-    other = m(TOKENS[:, :short], mask=mask[:, :short], key=jax.random.key(9))
+    other = m(TOKENS[:, :short], mask=mask[:, :short], key=jax.random.key(9))[0]
     assert float(jnp.abs(other - unpadded).max()) > 1e-3
 
 
@@ -298,9 +298,9 @@ def test_fully_padded_example_stays_finite(case):
     name, causal = case
     m = model(name, causal)
     mask = jnp.array([[True] * LENGTH, [False] * LENGTH])
-    logits = m(TOKENS, mask=mask)
+    logits = m(TOKENS, mask=mask)[0]
     assert _finite(logits)
-    np.testing.assert_allclose(logits[0], m(TOKENS)[0], atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(logits[0], m(TOKENS)[0][0], atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", ["rope", "t5", "cope", "sinusoidal"])
@@ -309,10 +309,10 @@ def test_bfloat16_compute_is_close_to_float32(name):
     observed gap is about 0.02, bfloat16's 8-bit mantissa through two layers)."""
     m32 = model(name, True)
     m16 = model(name, True, dtype=jnp.bfloat16)
-    logits16 = m16(TOKENS)
+    logits16 = m16(TOKENS)[0]
     assert logits16.dtype == jnp.float32
     assert _finite(logits16)
-    np.testing.assert_allclose(logits16, m32(TOKENS), atol=0.06)
+    np.testing.assert_allclose(logits16, m32(TOKENS)[0], atol=0.06)
 
 
 @pytest.mark.parametrize("norm", ["pre", "post"])
@@ -320,19 +320,19 @@ def test_dropout_needs_key_and_is_reproducible(norm):
     m = model("rope", True, dropout=0.5, norm=norm)
     with pytest.raises(ValueError, match="key"):
         m(TOKENS, deterministic=False)
-    a = m(TOKENS, deterministic=False, key=KEY)
-    b = m(TOKENS, deterministic=False, key=KEY)
-    c = m(TOKENS, deterministic=False, key=jax.random.key(9))
+    a = m(TOKENS, deterministic=False, key=KEY)[0]
+    b = m(TOKENS, deterministic=False, key=KEY)[0]
+    c = m(TOKENS, deterministic=False, key=jax.random.key(9))[0]
     np.testing.assert_array_equal(a, b)
     assert float(jnp.abs(a - c).max()) > 1e-3
-    assert float(jnp.abs(a - m(TOKENS)).max()) > 1e-3
+    assert float(jnp.abs(a - m(TOKENS)[0]).max()) > 1e-3
 
 
 def test_randomized_positions_need_key_and_depend_on_it():
     m = model("randomized_rope", False)
     with pytest.raises(ValueError, match="key"):
         m(TOKENS)
-    assert float(jnp.abs(m(TOKENS, key=KEY) - m(TOKENS, key=jax.random.key(5))).max()) > 1e-4
+    assert float(jnp.abs(m(TOKENS, key=KEY)[0] - m(TOKENS, key=jax.random.key(5))[0]).max()) > 1e-4
 
 
 def test_shared_encoding_has_one_table_per_model_per_layer_otherwise():

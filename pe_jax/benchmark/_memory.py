@@ -40,7 +40,8 @@ def _forward_program(model_kwargs: dict[str, Any], encoding: str):
     def forward(params, rest, tokens, mask):
         model = nnx.merge(graphdef, params, rest)
         # Same call as the evaluation program: padding mask, deterministic, arange positions.
-        return model(tokens, mask=mask, deterministic=True)
+        logits, _ = model(tokens, mask=mask, deterministic=True)
+        return logits
 
     import jax
 

@@ -1,19 +1,17 @@
 """Attention maps of a trained Transformer: the probabilities of one layer, for plots.
 
-`attention_maps` replays the model's forward pass up to a layer (the same hooks, positions,
-masks and blocks as `Transformer.__call__`) and returns that layer's attention probabilities
-from `pe_jax.nn._attention.attention_probs`. `sample_attention` does it on one task example
-of a given length, e.g. at the training length and at 4x it (explorer figure 9).
+`attention_maps` runs the model's own forward pass with its attention layers recording their
+probabilities (`sow_attention_probs`, read back with `nnx.capture`) and returns one layer's.
+`sample_attention` does it on one task example of a given length, e.g. at the training length
+and at 4x it (explorer figure 9).
 """
 
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from pe_jax.nn._attention import attention_probs, causal_mask, combine_bias
 from pe_jax.nn._transformer import Transformer
 from pe_jax.tasks._base import Task
 
@@ -28,9 +26,10 @@ def attention_maps(
 ) -> jax.Array:
     """Attention probabilities of every head of block `layer` for a full (non-cached) pass.
 
-    Positions are those the evaluation feeds (arange(L), or the encoding's sample from it for
-    randomized encodings, which needs `key`); padding and, for a causal model, causality are
-    masked as in `Transformer.__call__` (deterministic: no dropout).
+    The probabilities are those the model's own forward pass (`Transformer.__call__`,
+    deterministic: no dropout) records: positions are those the evaluation feeds (arange(L),
+    or the encoding's sample from it for randomized encodings, which needs `key`), padding
+    and, for a causal model, causality are masked.
 
     Args:
       model: a Transformer.
@@ -46,7 +45,6 @@ def attention_maps(
       ValueError: a layer out of range, bad tokens / mask shapes, a missing key, or a length
         beyond what the encoding addresses.
     """
-    config = model.config
     num_layers = len(model.blocks)
     if (
         isinstance(layer, bool)
@@ -54,53 +52,10 @@ def attention_maps(
         or not -num_layers <= layer < num_layers
     ):
         raise ValueError(f"layer must be an int in [{-num_layers}, {num_layers}), got {layer!r}.")
-    layer %= num_layers
-    x = model.embed_tokens(tokens)
-    batch, length = tokens.shape
-    encoding = model.encoding
-    positions = model.input_positions(batch, length, mask=mask, key=key)  # as the model does
-    attn_mask = None if mask is None else mask.astype(bool)[:, None, None, :]
-    if config.causal:
-        # By index, as the model does: positions may be randomized or shifted.
-        index = jnp.arange(length, dtype=jnp.int32)
-        causal = causal_mask(index, index)
-        attn_mask = causal if attn_mask is None else jnp.logical_and(attn_mask, causal)
-
-    def encoding_of(i):
-        return model.layer_encodings[i] if model.per_layer else encoding
-
-    x = encoding.embed(x, positions)
-    shared_bias = None if model.per_layer else encoding.bias(positions, positions)
-    for i in range(layer):
-        x, _ = model.blocks[i](
-            x,
-            deterministic=True,
-            keys=None,
-            encoding=encoding_of(i),
-            positions=positions,
-            bias=shared_bias,
-            layer_bias=model.per_layer,
-            mask=attn_mask,
-        )
-    block = model.blocks[layer]
-    h = block.attention_norm(x) if block.pre_norm else x
-    attention = block.attention
-    shape = (batch, length, attention.num_heads, attention.head_dim)
-    q = attention.query(h).reshape(shape)
-    k = attention.key(h).reshape(shape)
-    q, k = encoding_of(layer).rotate(q, k, positions, positions)
-    bias = shared_bias
-    if model.per_layer:
-        bias = combine_bias(bias, encoding_of(layer).bias(positions, positions))
-    return attention_probs(
-        q,
-        k,
-        encoding=encoding_of(layer),
-        q_positions=positions,
-        k_positions=positions,
-        bias=bias,
-        mask=attn_mask,
-    )
+    probe = nnx.with_attributes(model, sow_attention_probs=True)
+    _, sown = nnx.capture(probe, nnx.Intermediate)(tokens, mask=mask, key=key)
+    (probs,) = sown["blocks"][layer % num_layers]["attention"]["attention_probs"].get_value()
+    return probs
 
 
 _attention_maps_jit = nnx.jit(attention_maps, static_argnames="layer")

@@ -50,7 +50,7 @@ def make_eval_program(graphdef: nnx.GraphDef, *, width: int):
     def one(params, rest, batch, key):
         batch = jax.tree.map(lambda x: x[:, :width] if x.ndim == 2 else x, batch)
         model = nnx.merge(graphdef, params, rest)
-        logits = model(
+        logits, _ = model(
             batch.inputs,
             positions=batch.positions[0],
             mask=batch.valid,

@@ -101,6 +101,17 @@ def attend(
         mask=mask,
         is_causal=is_causal,
     )
+    return _apply_probs(probs, v, encoding, q_positions, k_positions)
+
+
+def _apply_probs(
+    probs: jax.Array,
+    v: jax.Array,
+    encoding: Encoding,
+    q_positions: jax.Array,
+    k_positions: jax.Array,
+) -> jax.Array:
+    """The explicit path's output: probs [B, H, L, S] @ v [B, S, H, K] + content values."""
     out = jnp.einsum("bhls,bshk->blhk", probs.astype(v.dtype), v)
     extra = encoding.content_values(probs, q_positions, k_positions)
     if extra is not None:
@@ -148,6 +159,13 @@ class Attention(nnx.Module):
 
     With a KV cache the new keys are rotated at their own positions and then written, so the
     cache holds rotated keys and old keys are never re-rotated.
+
+    When `sow_attention_probs` is True (False by default; set it on a copy of a model with
+    `nnx.with_attributes(model, sow_attention_probs=True)`), each call computes its
+    probabilities explicitly (`attention_probs`), uses them for the output, and records them
+    with `self.sow(nnx.Intermediate, "attention_probs", probs)`; read them back by running the
+    model under `nnx.capture(..., nnx.Intermediate)`. When False, the fast path never
+    materialises the probabilities and nothing is recorded.
     """
 
     def __init__(self, config: TransformerConfig, *, rngs: nnx.Rngs):
@@ -166,6 +184,7 @@ class Attention(nnx.Module):
             )
 
         self.query, self.key, self.value, self.out = linear(), linear(), linear(), linear()
+        self.sow_attention_probs = False
 
     def __call__(
         self,
@@ -209,10 +228,7 @@ class Attention(nnx.Module):
             k_positions = jnp.arange(k.shape[1], dtype=jnp.int32)
         if layer_bias:
             bias = combine_bias(bias, encoding.bias(positions, k_positions))
-        y = attend(
-            q,
-            k,
-            v,
+        kwargs = dict(
             encoding=encoding,
             q_positions=positions,
             k_positions=k_positions,
@@ -220,6 +236,12 @@ class Attention(nnx.Module):
             mask=mask,
             is_causal=is_causal,
         )
+        if self.sow_attention_probs:
+            probs = attention_probs(q, k, **kwargs)
+            self.sow(nnx.Intermediate, "attention_probs", probs)
+            y = _apply_probs(probs, v, encoding, positions, k_positions)
+        else:
+            y = attend(q, k, v, **kwargs)
         return self.out(y.reshape(batch, length, -1)), cache
 
 

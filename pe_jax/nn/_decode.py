@@ -23,26 +23,7 @@ import numpy as np
 from flax import nnx
 
 from pe_jax._validate import check_positive_int
-from pe_jax.nn._attention import causal_mask
-from pe_jax.nn._transformer import Transformer
-
-Cache = list[dict[str, jax.Array]]
-
-
-def check_decodable(model: Transformer) -> None:
-    """Raises ValueError unless `model` is causal and its encoding supports KV-cache decoding.
-
-    Encodings with randomized positions are rejected too: the cache maps slot j to position j.
-    """
-    if not model.config.causal:
-        raise ValueError("model.config.causal must be True for KV-cache decoding, got False.")
-    encoding = model.encoding
-    if not encoding.supports_decoding or encoding.randomizes_positions:
-        # Randomized positions are drawn per sequence; the cache assumes slot j = position j.
-        raise ValueError(
-            f"encoding {model.config.encoding!r} does not support KV-cache decoding "
-            "(supports_decoding is False or its positions are randomized)."
-        )
+from pe_jax.nn._transformer import Cache, Transformer, check_decodable
 
 
 def init_cache(
@@ -94,44 +75,9 @@ def decode_step(
     Raises:
       ValueError: see `init_cache`; bad token shape; offset + T beyond the cache.
     """
-    check_decodable(model)
-    if tokens.ndim != 2 or not jnp.issubdtype(tokens.dtype, jnp.integer):
-        raise ValueError(f"tokens must be an int array [B, T], got {tokens.dtype}{tokens.shape}.")
-    batch, steps = tokens.shape
-    slots = cache[0]["k"].shape[1]
-    offset = jnp.asarray(offset, jnp.int32)
-    if offset.ndim not in (0, 1) or (offset.ndim == 1 and offset.shape[0] != batch):
-        raise ValueError(f"offset must be a scalar or have shape [{batch}], got {offset.shape}.")
-    values = _concrete(offset)
-    if values is not None:
-        if values.min() < 0 or values.max() + steps > slots:
-            raise ValueError(
-                f"offset + T must lie in [T, {slots}] (the cache length), got offset {values} "
-                f"and T={steps}."
-            )
-    arange = jnp.arange(steps, dtype=jnp.int32)
-    positions = offset[:, None] + arange if offset.ndim else offset + arange
-    k_positions = jnp.arange(slots, dtype=jnp.int32)
-    logits, cache = model._run(
-        model.embed_tokens(tokens),
-        positions=positions,
-        k_positions=k_positions,
-        mask=causal_mask(positions, k_positions),
-        is_causal=False,
-        deterministic=True,
-        key=None,
-        caches=cache,
-        cache_index=jnp.broadcast_to(offset, (batch,)),
-    )
-    return logits, cache
-
-
-def _concrete(x: jax.Array) -> np.ndarray | None:
-    """x as a NumPy array when concrete, None under tracing."""
-    try:
-        return np.asarray(x)
-    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-        return None
+    # The model's own forward pass with a cache checks the model, the tokens and the offset,
+    # and builds the positions offset + arange(T) and the mask over the cache slots.
+    return model(tokens, cache=cache, cache_index=offset)
 
 
 def generate(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from pe_jax._validate import check_int_positions
@@ -11,6 +12,9 @@ from pe_jax.nn._attention import Attention, causal_mask, combine_masks
 from pe_jax.nn._base import Encoding, default_positions
 from pe_jax.nn._config import TransformerConfig
 from pe_jax.nn._registry import make_encoding
+
+# Per block {"k", "v": [B, S, H, K]}: rotated keys and values, slot j holding position j.
+Cache = list[dict[str, jax.Array]]
 
 
 class MLP(nnx.Module):
@@ -44,18 +48,34 @@ class Block(nnx.Module):
         self,
         x: jax.Array,
         *,
+        encoding: Encoding,
+        positions: jax.Array,
+        bias: jax.Array | None,
+        layer_bias: bool,
+        mask: jax.Array | None,
+        is_causal: bool,
+        cache: dict[str, jax.Array] | None,
+        cache_index: jax.Array | None,
         deterministic: bool,
         keys: tuple[jax.Array, jax.Array] | None,
-        **attention_kwargs,
     ) -> tuple[jax.Array, dict[str, jax.Array] | None]:
         """x [B, L, D] -> (x' [B, L, D], updated KV cache or None).
 
-        keys: dropout keys of the attention and MLP branches (None when deterministic);
-        attention_kwargs: passed to `Attention.__call__`.
+        encoding, positions, bias, layer_bias, mask, is_causal, cache, cache_index: as in
+        `Attention.__call__`; keys: dropout keys of the attention and MLP branches (None when
+        deterministic).
         """
         key_attention, key_mlp = (None, None) if keys is None else keys
         y, cache = self.attention(
-            self.attention_norm(x) if self.pre_norm else x, **attention_kwargs
+            self.attention_norm(x) if self.pre_norm else x,
+            encoding=encoding,
+            positions=positions,
+            bias=bias,
+            layer_bias=layer_bias,
+            mask=mask,
+            is_causal=is_causal,
+            cache=cache,
+            cache_index=cache_index,
         )
         x = x + self.dropout(y, deterministic=deterministic, rngs=key_attention)
         if not self.pre_norm:
@@ -120,31 +140,55 @@ class Transformer(nnx.Module):
         *,
         positions: jax.Array | None = None,
         mask: jax.Array | None = None,
+        cache: Cache | None = None,
+        cache_index: int | jax.Array | None = None,
         deterministic: bool = True,
         key: jax.Array | None = None,
-    ) -> jax.Array:
-        """Logits of a full (non-cached) pass.
+    ) -> tuple[jax.Array, Cache | None]:
+        """The model's one forward pass: training, evaluation, decoding and inspection call it.
+
+        Without a cache (a full pass) the L tokens sit at `positions` and attend to each other
+        (causally, by index, for a decoder). With a KV cache (see `init_cache`), they sit at
+        positions cache_index .. cache_index + L - 1: their rotated keys and values are written
+        into those slots, and each attends to every slot at or before its own position.
+
+        Attention probabilities are recorded only on request: on a copy made with
+        `nnx.with_attributes(model, sow_attention_probs=True)`, each block sows its float32
+        [B, H, L, S] probabilities as an `nnx.Intermediate`, read back with `nnx.capture`:
+
+            probe = nnx.with_attributes(model, sow_attention_probs=True)
+            (logits, _), sown = nnx.capture(probe, nnx.Intermediate)(tokens)
+            (probs,) = sown["blocks"][i]["attention"]["attention_probs"].get_value()
 
         Args:
           tokens: int [B, L].
-          positions: int [L] or [B, L]; default arange(L) (1-D, so relative biases carry a
-            leading 1 instead of a batch axis). Passed through `encoding.positions`, which
-            randomized encodings replace by a sample.
-          mask: bool [B, L] padding mask, True = real token. Padded keys are never attended;
-            outputs at padded queries are finite but meaningless.
+          positions: full pass only: int [L] or [B, L]; default arange(L) (1-D, so relative
+            biases carry a leading 1 instead of a batch axis). Passed through
+            `encoding.positions`, which randomized encodings replace by a sample.
+          mask: full pass only: bool [B, L] padding mask, True = real token. Padded keys are
+            never attended; outputs at padded queries are finite but meaningless.
+          cache: per block {"k", "v": [B, S, H, K]}, slot j holding position j, or None for a
+            full pass. Needs a causal model whose encoding supports decoding.
+          cache_index: with a cache, int scalar or [B]: the position (= slot) of the first new
+            token of every example / of each; a scalar keeps biases free of a batch axis.
+            cache_index + L must not exceed S (checked when concrete; under jit the write
+            would be clamped).
           deterministic: False enables dropout (needs `key`).
           key: PRNG key for dropout and randomized positions.
 
         Returns:
-          float32 logits [B, L, V].
+          (float32 logits [B, L, V], the updated cache, or None without one).
 
         Raises:
-          ValueError: bad shapes/dtypes, a missing key, or L above config.max_length.
+          ValueError: bad shapes/dtypes, a missing key, L above config.max_length, or a cache
+            with a model that cannot decode, a bad cache_index, or positions / mask.
         """
         return self.forward_embeddings(
             self.embed_tokens(tokens),
             positions=positions,
             mask=mask,
+            cache=cache,
+            cache_index=cache_index,
             deterministic=deterministic,
             key=key,
         )
@@ -201,73 +245,49 @@ class Transformer(nnx.Module):
         *,
         positions: jax.Array | None = None,
         mask: jax.Array | None = None,
+        cache: Cache | None = None,
+        cache_index: int | jax.Array | None = None,
         deterministic: bool = True,
         key: jax.Array | None = None,
-    ) -> jax.Array:
+    ) -> tuple[jax.Array, Cache | None]:
         """`__call__` from token embeddings, e.g. to differentiate w.r.t. the inputs.
 
         Args:
           x: token embeddings [B, L, D] in the compute dtype (see `embed_tokens`), before the
             encoding's embed hook.
-          positions, mask, deterministic, key: as in `__call__`.
+          positions, mask, cache, cache_index, deterministic, key: as in `__call__`.
 
         Returns:
-          float32 logits [B, L, V].
+          (float32 logits [B, L, V], the updated cache or None), as `__call__`.
         """
         batch, length, _ = x.shape
         config = self.config
         if config.max_length is not None and length > config.max_length:
             raise ValueError(f"sequence length {length} exceeds max_length={config.max_length}.")
+        if cache is not None:
+            check_decodable(self)
         needs_dropout_key = not deterministic and config.dropout > 0
         if key is None and (needs_dropout_key or self.encoding.randomizes_positions):
             raise ValueError(
                 "key is required for dropout (deterministic=False) and for encodings with "
                 f"randomized positions ({config.encoding!r})."
             )
-        positions = self.input_positions(batch, length, positions=positions, mask=mask, key=key)
-        attn_mask = None if mask is None else mask.astype(bool)[:, None, None, :]
-        is_causal = config.causal and attn_mask is None
-        if config.causal and attn_mask is not None:
+        if cache is None:
+            if cache_index is not None:
+                raise ValueError(f"cache_index needs a cache, got cache_index={cache_index!r}.")
+            positions = self.input_positions(batch, length, positions=positions, mask=mask, key=key)
+            k_positions = positions
             # Causality is by index in a full pass (positions may be randomized or shifted).
             index = jnp.arange(length, dtype=jnp.int32)
-            attn_mask = combine_masks(attn_mask, causal_mask(index, index))
-        logits, _ = self._run(
-            x,
-            positions=positions,
-            k_positions=positions,
-            mask=attn_mask,
-            is_causal=is_causal,
-            deterministic=deterministic,
-            key=key,
-        )
-        return logits
-
-    def _run(
-        self,
-        x: jax.Array,
-        *,
-        positions: jax.Array,
-        k_positions: jax.Array,
-        mask: jax.Array | None,
-        is_causal: bool,
-        deterministic: bool,
-        key: jax.Array | None,
-        caches: list | None = None,
-        cache_index: jax.Array | None = None,
-    ) -> tuple[jax.Array, list | None]:
-        """Shared by full passes and `decode_step`: embed hook, blocks, head.
-
-        Args:
-          x: token embeddings [B, L, D].
-          positions: int [L] or [B, L] of the L queries (after `encoding.positions`).
-          k_positions: int [S] or [B, S] of the keys the queries see (positions itself, or
-            arange(S_max) with a cache).
-          mask, is_causal: see `attend`.
-          caches: per-block {"k", "v"} or None; cache_index int [B].
-
-        Returns:
-          (float32 logits [B, L, V], updated caches or None).
-        """
+            attn_mask, is_causal = self._attention_mask(index, index, mask, full_pass=True)
+        else:
+            positions, cache_index = self._cache_positions(
+                cache, cache_index, batch, length, positions=positions, mask=mask
+            )
+            k_positions = jnp.arange(cache[0]["k"].shape[1], dtype=jnp.int32)
+            attn_mask, is_causal = self._attention_mask(
+                positions, k_positions, None, full_pass=False
+            )
 
         def dropout_key(i):
             if deterministic or key is None:
@@ -277,26 +297,115 @@ class Transformer(nnx.Module):
         x = self.encoding.embed(x, positions)
         x = self.dropout(x, deterministic=deterministic, rngs=dropout_key(1))
         shared_bias = None if self.per_layer else self.encoding.bias(positions, k_positions)
-        new_caches = []
+        new_cache = []
         for i, block in enumerate(self.blocks):
             keys = None
             if not deterministic and key is not None:
                 keys = (dropout_key(2 + 2 * i), dropout_key(3 + 2 * i))
-            x, cache = block(
+            x, layer_cache = block(
                 x,
-                deterministic=deterministic,
-                keys=keys,
                 encoding=self.layer_encodings[i] if self.per_layer else self.encoding,
                 positions=positions,
                 bias=shared_bias,
                 layer_bias=self.per_layer,
-                mask=mask,
+                mask=attn_mask,
                 is_causal=is_causal,
-                cache=None if caches is None else caches[i],
+                cache=None if cache is None else cache[i],
                 cache_index=cache_index,
+                deterministic=deterministic,
+                keys=keys,
             )
-            new_caches.append(cache)
+            new_cache.append(layer_cache)
         if self.final_norm is not None:
             x = self.final_norm(x)
         logits = self.head(x).astype(jnp.float32)
-        return logits, (None if caches is None else new_caches)
+        return logits, (None if cache is None else new_cache)
+
+    def _attention_mask(
+        self,
+        q_index: jax.Array,
+        k_index: jax.Array,
+        padding: jax.Array | None,
+        *,
+        full_pass: bool,
+    ) -> tuple[jax.Array | None, bool]:
+        """The attention mask of a pass, built here only: (bool [1|B, 1, L, S] or None, is_causal).
+
+        Padded keys (padding bool [B, S], False = padding) are masked; a decoder also masks
+        key index > query index. In a full pass (query i is key i) without padding, that is
+        left to the attention kernel (is_causal=True); with a cache, indices are positions
+        (slot j holds position j), so slots above a query's position, not yet written or
+        stale, are masked.
+        """
+        mask = None if padding is None else padding.astype(bool)[:, None, None, :]
+        if not self.config.causal:
+            return mask, False
+        if full_pass and mask is None:
+            return None, True
+        return combine_masks(mask, causal_mask(q_index, k_index)), False
+
+    def _cache_positions(
+        self,
+        cache: Cache,
+        cache_index: int | jax.Array | None,
+        batch: int,
+        length: int,
+        *,
+        positions: jax.Array | None,
+        mask: jax.Array | None,
+    ) -> tuple[jax.Array, jax.Array]:
+        """Checks a cached pass's arguments; returns (query positions int [L] or [B, L], the
+        int [B] first slot written per example)."""
+        if positions is not None or mask is not None:
+            raise ValueError(
+                "positions and mask must be None with a cache (slot j holds position j, the "
+                "queries sit at cache_index + arange(L)), got "
+                f"positions={positions!r}, mask={mask!r}."
+            )
+        slots = cache[0]["k"].shape[1]
+        if cache_index is None:
+            raise ValueError("cache_index (the offset of the first new token) is required.")
+        cache_index = jnp.asarray(cache_index)
+        if (
+            not jnp.issubdtype(cache_index.dtype, jnp.integer)
+            or cache_index.ndim > 1
+            or (cache_index.ndim == 1 and cache_index.shape[0] != batch)
+        ):
+            raise ValueError(
+                f"cache_index (the offset) must be an int scalar or have shape [{batch}], got "
+                f"{cache_index.dtype}{cache_index.shape}."
+            )
+        cache_index = cache_index.astype(jnp.int32)
+        values = _concrete(cache_index)
+        if values is not None and (values.min() < 0 or values.max() + length > slots):
+            raise ValueError(
+                f"cache_index (the offset) + L must lie in [L, {slots}] (the cache length), got "
+                f"offset {values} and L={length}."
+            )
+        arange = jnp.arange(length, dtype=jnp.int32)
+        positions = cache_index[:, None] + arange if cache_index.ndim else cache_index + arange
+        return positions, jnp.broadcast_to(cache_index, (batch,))
+
+
+def check_decodable(model: Transformer) -> None:
+    """Raises ValueError unless `model` is causal and its encoding supports KV-cache decoding.
+
+    Encodings with randomized positions are rejected too: the cache maps slot j to position j.
+    """
+    if not model.config.causal:
+        raise ValueError("model.config.causal must be True for KV-cache decoding, got False.")
+    encoding = model.encoding
+    if not encoding.supports_decoding or encoding.randomizes_positions:
+        # Randomized positions are drawn per sequence; the cache assumes slot j = position j.
+        raise ValueError(
+            f"encoding {model.config.encoding!r} does not support KV-cache decoding "
+            "(supports_decoding is False or its positions are randomized)."
+        )
+
+
+def _concrete(x: jax.Array) -> np.ndarray | None:
+    """x as a NumPy array when concrete, None under tracing."""
+    try:
+        return np.asarray(x)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return None

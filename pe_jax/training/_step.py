@@ -101,7 +101,7 @@ def make_train_program(
 
     def loss_fn(params, rest, batch, key):
         model = nnx.merge(graphdef, params, rest)
-        logits = model(
+        logits, _ = model(
             batch.inputs,
             positions=batch.positions[0],  # rows are identical: 1-D keeps biases [1, H, L, S]
             mask=batch.valid,
