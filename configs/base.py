@@ -70,6 +70,9 @@ def base_config(*, task: str, protocol: str) -> ml_collections.ConfigDict:
     c.model.mlp_ratio = 4  # MLP hidden width = mlp_ratio * D (published: 4)
     c.model.dropout = 0.0  # dropout rate (published encoder protocol: 0.1)
     c.model.activation = "gelu"  # MLP nonlinearity, "gelu" or "relu" (published encoder: relu)
+    # Attention kernel: "auto" (custom-gradient einsum on CPU, jax.nn.dot_product_attention on
+    # GPU/TPU), or force "cpu" / "xla". Same values and gradients either way.
+    c.model.attention_impl = "auto"
     c.model.norm = "post" if protocol == "encoder" else "pre"  # LayerNorm placement
     c.model.share_encoding = True  # one set of attention-place encoding params for all layers
     c.model.dtype = "float32"  # compute dtype: "float32" or "bfloat16"

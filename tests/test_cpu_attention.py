@@ -101,3 +101,50 @@ def test_jit_and_second_order_free_of_nan():
     f = jax.jit(lambda q, k, v, b: jnp.sum(_ours(q, k, v, b, mask, True) ** 2))
     grads = jax.grad(f, argnums=(0, 1, 2, 3))(q, k, v, bias)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in grads)
+
+
+@pytest.mark.parametrize(
+    "encoding, causal", [("none", True), ("rope", False), ("alibi", True), ("t5", False)]
+)
+def test_transformer_cpu_kernel_equals_xla_kernel(encoding, causal):
+    from flax import nnx
+
+    from pe_jax.nn import Transformer, TransformerConfig
+
+    def build(impl):
+        config = TransformerConfig(
+            vocab_size=11,
+            width=16,
+            num_heads=2,
+            num_layers=2,
+            causal=causal,
+            encoding=encoding,
+            share_encoding=False,
+            attention_impl=impl,
+        )
+        return Transformer(config, rngs=nnx.Rngs(0))
+
+    tokens = jax.random.randint(jax.random.key(1), (3, 9), 0, 11)
+    mask = jnp.arange(9)[None, :] < jnp.array([[9], [5], [1]])
+
+    def loss(model):
+        logits, _ = model(tokens, mask=mask)
+        return jnp.sum(jnp.where(mask[..., None], logits, 0.0) ** 2)
+
+    values, grads = {}, {}
+    for impl in ("xla", "cpu"):
+        model = build(impl)
+        values[impl], grads[impl] = nnx.value_and_grad(loss)(model)
+    np.testing.assert_allclose(values["cpu"], values["xla"], rtol=1e-5)
+    flat_x = jax.tree.leaves(nnx.state(grads["xla"]))
+    flat_c = jax.tree.leaves(nnx.state(grads["cpu"]))
+    assert len(flat_x) == len(flat_c) > 0
+    for a, b in zip(flat_c, flat_x, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_bad_implementation_named():
+    from pe_jax.nn import TransformerConfig
+
+    with pytest.raises(ValueError, match="attention_impl"):
+        TransformerConfig(vocab_size=5, width=8, num_heads=2, num_layers=1, attention_impl="gpu")

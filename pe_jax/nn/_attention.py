@@ -1,7 +1,9 @@
 """Multi-head self-attention with the encoding hooks, a fast path and an explicit path.
 
-Fast path (every encoding without content terms): `jax.nn.dot_product_attention(q, k, v,
-bias=..., mask=...)`, so the backend may pick an XLA, cuDNN or TPU kernel. With the default
+Fast path (every encoding without content terms), chosen by backend (`attend`'s
+`implementation`, the config's `attention_impl`): on CPU the custom-gradient einsum attention of
+`_cpu_attention`; elsewhere `jax.nn.dot_product_attention(q, k, v, bias=..., mask=...)`, so the
+backend may pick an XLA, cuDNN or TPU kernel. With the default
 implementation (XLA, the only one on CPU), logits are computed with float32 accumulation
 (`preferred_element_type`), the float32 bias is added in float32, the softmax runs in float32
 and the probabilities are cast back to the value dtype before `probs @ v`: under a bfloat16
@@ -23,8 +25,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from pe_jax._validate import check_choice
 from pe_jax.nn._base import Encoding
-from pe_jax.nn._config import TransformerConfig
+from pe_jax.nn._config import ATTENTION_IMPLS, TransformerConfig
+from pe_jax.nn._cpu_attention import cpu_attention
 
 # Same role as the large negative number of jax.nn.dot_product_attention: finite, so fully
 # masked rows give a uniform softmax rather than NaN, and far below any real logit.
@@ -66,6 +70,7 @@ def attend(
     bias: jax.Array | None = None,
     mask: jax.Array | None = None,
     is_causal: bool = False,
+    implementation: str = "auto",
 ) -> jax.Array:
     """Scaled dot-product attention with an encoding's logits and content hooks.
 
@@ -81,12 +86,18 @@ def attend(
       mask: bool [1|B, 1|H, L, S], True = attend, or None.
       is_causal: additionally mask key index > query index (only valid when L == S and query i
         is key i, i.e. a full forward pass); lets the fast path use a causal kernel.
+      implementation: for encodings without content terms, "xla" uses
+        `jax.nn.dot_product_attention` (cuDNN / TPU kernels where the backend has them),
+        "cpu" the custom-gradient einsum attention of `_cpu_attention` (faster on XLA:CPU),
+        "auto" picks "cpu" when the default backend is the CPU and "xla" otherwise.
 
     Returns:
       [B, L, H, K] in v's dtype.
     """
-    bias = _broadcast_batch(bias, q.shape[0])
     scale = 1.0 / math.sqrt(q.shape[-1])
+    if not encoding.uses_content and resolve_implementation(implementation) == "cpu":
+        return cpu_attention(q, k, v, bias=bias, mask=mask, scale=scale, is_causal=is_causal)
+    bias = _broadcast_batch(bias, q.shape[0])
     if not encoding.uses_content:
         return jax.nn.dot_product_attention(
             q, k, v, bias=bias, mask=mask, scale=scale, is_causal=is_causal
@@ -102,6 +113,18 @@ def attend(
         is_causal=is_causal,
     )
     return _apply_probs(probs, v, encoding, q_positions, k_positions)
+
+
+def resolve_implementation(implementation: str) -> str:
+    """ "auto" -> "cpu" on a CPU default backend, else "xla"; "xla" and "cpu" as they are.
+
+    Raises:
+      ValueError: any other value.
+    """
+    check_choice("attention_impl", implementation, ATTENTION_IMPLS)
+    if implementation == "auto":
+        return "cpu" if jax.default_backend() == "cpu" else "xla"
+    return implementation
 
 
 def _apply_probs(
@@ -185,6 +208,7 @@ class Attention(nnx.Module):
 
         self.query, self.key, self.value, self.out = linear(), linear(), linear(), linear()
         self.sow_attention_probs = False
+        self.implementation = config.attention_impl
 
     def __call__(
         self,
@@ -241,7 +265,7 @@ class Attention(nnx.Module):
             self.sow(nnx.Intermediate, "attention_probs", probs)
             y = _apply_probs(probs, v, encoding, positions, k_positions)
         else:
-            y = attend(q, k, v, **kwargs)
+            y = attend(q, k, v, implementation=self.implementation, **kwargs)
         return self.out(y.reshape(batch, length, -1)), cache
 
 

@@ -14,6 +14,7 @@ from pe_jax.nn._registry import STRUCTURAL, check_options, list_encodings
 
 NORMS = ("pre", "post")
 ACTIVATIONS = ("gelu", "relu")
+ATTENTION_IMPLS = ("auto", "xla", "cpu")
 
 
 def _is_mapping(value: Any) -> bool:
@@ -63,6 +64,9 @@ class TransformerConfig:
       mlp_ratio: hidden width of the MLP as a multiple of D.
       dropout: rate in [0, 1) applied to the embeddings and to each residual branch.
       activation: the MLP's nonlinearity, "gelu" (default) or "relu" (Deletang et al. 2023).
+      attention_impl: attention kernel for encodings without content terms: "xla"
+        (`jax.nn.dot_product_attention`), "cpu" (custom-gradient einsum attention, faster on
+        XLA:CPU) or "auto" (cpu on a CPU backend, xla elsewhere). Same values and gradients.
       norm: "pre" (LayerNorm before each branch plus a final LayerNorm) or "post" (after the
         residual sum, as in Vaswani et al. 2017 and Deletang et al. 2023).
       causal: True for a decoder (causal mask), False for a bidirectional encoder.
@@ -93,6 +97,7 @@ class TransformerConfig:
     param_dtype: Any = jnp.float32
     max_length: int | None = None
     activation: str = "gelu"
+    attention_impl: str = "auto"
 
     def __post_init__(self):
         for name in ("vocab_size", "width", "num_heads", "num_layers", "mlp_ratio"):
@@ -105,6 +110,7 @@ class TransformerConfig:
         dropout = check_rate("dropout", self.dropout)
         check_choice("norm", self.norm, NORMS)
         check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("attention_impl", self.attention_impl, ATTENTION_IMPLS)
         for name in ("causal", "share_encoding"):
             check_bool(name, getattr(self, name))
         if not isinstance(self.encoding, str):

@@ -126,6 +126,7 @@ def settings_from_config(config: ml_collections.ConfigDict) -> Settings:
             **{name: _int(config, f"model.{name}") for name in _MODEL_INTS},
             dropout=m.dropout,
             activation=m.get("activation", "gelu"),
+            attention_impl=m.get("attention_impl", "auto"),
             norm=m.norm,
             causal=protocol == "decoder",
             encoding=m.encoding,
