@@ -36,8 +36,7 @@ def forgetting_bias(
 
     Causal part (j <= i): D_ij = sum_{t=j+1}^{i} log_forget[t]. Entries j > i are
     sum_{t=i+1}^{j} log_forget_reverse[t] when `log_forget_reverse` is given (bidirectional),
-    else -(sum_{t=i+1}^{j} log_forget[t]) >= 0 (meant to be masked by a causal mask). The
-    diagonal is 0.
+    else 0 (future keys are for a causal mask to remove). The diagonal is 0.
 
     Args:
       log_forget: float [B, L, H], log f_t <= 0 (e.g. jax.nn.log_sigmoid of the gate logits).
@@ -50,15 +49,15 @@ def forgetting_bias(
       ValueError: when an argument is not of rank 3 or the two shapes differ.
     """
     check_rank("log_forget", log_forget, min_ndim=3, max_ndim=3)
+    length = log_forget.shape[1]
+    causal = jnp.tril(jnp.ones((length, length), bool))
     lower = _pairwise(log_forget)
     if log_forget_reverse is None:
-        return lower
+        return jnp.where(causal, lower, 0.0)
     if jnp.shape(log_forget_reverse) != jnp.shape(log_forget):
         raise ValueError(
             f"log_forget_reverse must have the shape of log_forget {log_forget.shape}, got "
             f"{jnp.shape(log_forget_reverse)}."
         )
     upper = -_pairwise(log_forget_reverse)  # r_j - r_i
-    length = log_forget.shape[1]
-    causal = jnp.tril(jnp.ones((length, length), bool))
     return jnp.where(causal, lower, upper)
