@@ -25,7 +25,8 @@ RELATIVE = (
     "dynamic_bias"
 ).split()
 PARAMETER_FREE = (
-    "none integer normalized binary sinusoidal rope rope_complex xpos rope_2d axial alibi sandwich"
+    "none integer normalized binary sinusoidal rope rope_complex xpos rope_2d axial alibi sandwich "
+    "mrope hope"
 ).split()
 BASE_NAMES = [n for n in list_encodings() if not n.startswith(("randomized_", "shifted_"))]
 
@@ -63,6 +64,7 @@ def run_hooks(enc, x, q, k, probs, key):
         "bias": enc.bias(positions, positions),
         "content": enc.content_logits(q, k, positions, positions),
         "values": enc.content_values(probs, positions, positions),
+        "input": enc.input_bias(x, q2, k2, positions, positions),
     }
 
 
@@ -97,6 +99,8 @@ def check_shapes(name, enc, out, x, q, k):
         assert out["content"] is None and out["values"] is None
     if out["values"] is not None:
         assert out["values"].shape == (B, L, H, K)
+    if out["input"] is not None:
+        assert out["input"].shape == (B, H, L, L) and out["input"].dtype == jnp.float32
 
 
 @pytest.mark.parametrize("name", list_encodings())
@@ -148,6 +152,7 @@ def test_hooks_jit_equals_eager_and_param_gradients_are_finite(name):
         or not np.array_equal(eager["q"], q)
         or eager["bias"] is not None
         or eager["content"] is not None
+        or eager["input"] is not None
     )
     assert acts == (name != "none")
 

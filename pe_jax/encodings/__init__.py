@@ -2,10 +2,12 @@
 
 input place:     integer_positions, normalized_positions, binary_positions, sinusoidal
 query/key place: rope_inv_freq, apply_rope, apply_rope_complex, xpos_scale, apply_xpos,
-                 apply_axial_rope, init_rope_mixed_freqs, apply_rope_mixed
+                 apply_axial_rope, init_rope_mixed_freqs, apply_rope_mixed, apply_mrope,
+                 hope_inv_freq, pope_inv_freq, apply_pope, pope_scores
 logits place:    alibi_slopes, alibi_bias, t5_relative_bucket, t5_bias, kerple_*_bias,
                  sandwich_bias, fire_bias, dynamic_position_bias
 content place:   shaw_relative_logits, shaw_relative_values, transformer_xl_logits, cope_logits
+data-dependent:  forgetting_bias, path_logits
 which positions: arange_positions, randomized_positions, shifted_positions
 """
 
@@ -32,6 +34,8 @@ from pe_jax.encodings._content import (
     shaw_relative_values,
     transformer_xl_logits,
 )
+from pe_jax.encodings._forgetting import forgetting_bias
+from pe_jax.encodings._hope import hope_inv_freq
 from pe_jax.encodings._learned_bias import (
     dynamic_position_bias,
     fire_bias,
@@ -41,6 +45,9 @@ from pe_jax.encodings._learned_bias import (
     kerple_log_bias,
     kerple_power_bias,
 )
+from pe_jax.encodings._mrope import apply_mrope, default_mrope_section, mrope_config
+from pe_jax.encodings._path import path_logits
+from pe_jax.encodings._pope import apply_pope, clamp_phase_bias, pope_inv_freq, pope_scores
 from pe_jax.encodings._positions import arange_positions, randomized_positions, shifted_positions
 from pe_jax.encodings._rope import (
     LAYOUTS,
@@ -58,15 +65,21 @@ __all__ = [
     "alibi_bias",
     "alibi_slopes",
     "apply_axial_rope",
+    "apply_mrope",
+    "apply_pope",
     "apply_rope",
     "apply_rope_complex",
     "apply_rope_mixed",
     "apply_xpos",
     "arange_positions",
     "binary_positions",
+    "clamp_phase_bias",
     "cope_logits",
+    "default_mrope_section",
     "dynamic_position_bias",
     "fire_bias",
+    "forgetting_bias",
+    "hope_inv_freq",
     "init_cope_table",
     "init_dynamic_bias_params",
     "init_fire_params",
@@ -77,7 +90,11 @@ __all__ = [
     "integer_positions",
     "kerple_log_bias",
     "kerple_power_bias",
+    "mrope_config",
     "normalized_positions",
+    "path_logits",
+    "pope_inv_freq",
+    "pope_scores",
     "randomized_positions",
     "rope_inv_freq",
     "sandwich_bias",

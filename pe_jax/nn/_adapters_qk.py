@@ -72,7 +72,9 @@ class RoPE(_FixedFrequencies):
     number, the rest pass through); proportion (p-RoPE, Barbero et al.
     2024: keep only the highest proportion of frequencies); scaling (a Hugging Face
     `rope_scaling` dict: linear, dynamic, yarn, longrope, llama3); seq_len (the length that
-    "dynamic"/"longrope" scaling assume, fixed at construction).
+    "dynamic"/"longrope" scaling assume, fixed at construction); rotate_num_heads (rotate only
+    the last rotate_num_heads of the H heads, the others attend without position, as
+    x-transformers' `rotate_num_heads`; None = all heads).
     """
 
     _apply = staticmethod(apply_rope)
@@ -87,12 +89,15 @@ class RoPE(_FixedFrequencies):
         proportion: float = 1.0,
         scaling: dict | None = None,
         seq_len: int | None = None,
+        rotate_num_heads: int | None = None,
+        num_heads: int | None = None,
     ):
         rotary_dim = _rotary_dim(head_dim, rotary_fraction)
         inv_freq, attention_scale = _static_inv_freq(
             rotary_dim, base=base, scaling=scaling, seq_len=seq_len, proportion=proportion
         )
         self._set_frequencies(inv_freq, attention_scale, layout)
+        self.rotate_num_heads = _rotate_num_heads(rotate_num_heads, num_heads)
 
     def rotate(
         self, q: jax.Array, k: jax.Array, q_positions: jax.Array, k_positions: jax.Array
@@ -100,7 +105,29 @@ class RoPE(_FixedFrequencies):
         options = dict(
             inv_freq=self._inv_freq(), layout=self.layout, attention_scale=self.attention_scale
         )
-        return self._apply(q, q_positions, **options), self._apply(k, k_positions, **options)
+        n = self.rotate_num_heads
+        if n is None or n == q.shape[-2]:
+            return self._apply(q, q_positions, **options), self._apply(k, k_positions, **options)
+        if n > q.shape[-2]:
+            raise ValueError(f"rotate_num_heads={n} exceeds the {q.shape[-2]} heads of q.")
+
+        def last_heads(x, positions):
+            rotated = self._apply(x[..., -n:, :], positions, **options)
+            return jnp.concatenate([x[..., :-n, :], rotated], axis=-2)
+
+        return last_heads(q, q_positions), last_heads(k, k_positions)
+
+
+def _rotate_num_heads(rotate_num_heads: int | None, num_heads: int | None) -> int | None:
+    """rotate_num_heads validated against num_heads (when the model gives it); None = all."""
+    if rotate_num_heads is None:
+        return None
+    n = check_positive_int("rotate_num_heads", rotate_num_heads)
+    if num_heads is not None and n > num_heads:
+        raise ValueError(
+            f"rotate_num_heads must be in [1, num_heads={num_heads}], got {rotate_num_heads}."
+        )
+    return n
 
 
 class RoPEComplex(RoPE):

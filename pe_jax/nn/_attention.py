@@ -252,6 +252,11 @@ class Attention(nnx.Module):
             k_positions = jnp.arange(k.shape[1], dtype=jnp.int32)
         if layer_bias:
             bias = combine_bias(bias, encoding.bias(positions, k_positions))
+        extra = encoding.input_bias(x, q, k, positions, k_positions)
+        if extra is not None:
+            bias = combine_bias(bias, extra)
+            if encoding.replaces_qk:
+                q = jnp.zeros_like(q)
         kwargs = dict(
             encoding=encoding,
             q_positions=positions,

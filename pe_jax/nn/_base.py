@@ -17,7 +17,10 @@ class Encoding(nnx.Module):
          `bias(q_positions, k_positions)` (logits place, [1|B, H, L, S] float32 or None) and,
          only when `uses_content` is True, `content_logits(q, k, q_positions, k_positions,
          mask=...)` ([B, H, L, S] float32, unscaled, added to q.k before 1/sqrt(K)) and
-         `content_values(probs, q_positions, k_positions)` ([B, L, H, K] or None).
+         `content_values(probs, q_positions, k_positions)` ([B, L, H, K] or None), then
+         `input_bias(x, q, k, q_positions, k_positions)` (data-dependent logits place: computed
+         from the layer's input x, e.g. forget gates or Householder vectors, [B, 1|H, L, S]
+         float32 or None, added like `bias`).
 
     Class attributes describe the adapter so the model can pick fast paths:
       uses_content: needs the explicit einsum attention path.
@@ -26,6 +29,8 @@ class Encoding(nnx.Module):
       supports_decoding: works with the KV-cache decode step.
       attention_params: learns parameters used by the attention hooks (T5 table, Kerple, FIRE,
         ...); only such adapters get one instance per layer when the model does not share them.
+      replaces_qk: `input_bias` is the whole logit (PoPE, PaTH): attention feeds zero queries,
+        so q.k vanishes exactly and only the bias remains.
     """
 
     uses_content: bool = False
@@ -33,6 +38,7 @@ class Encoding(nnx.Module):
     max_length: int | None = None
     supports_decoding: bool = True
     attention_params: bool = False
+    replaces_qk: bool = False
 
     def positions(
         self,
@@ -84,6 +90,23 @@ class Encoding(nnx.Module):
     ) -> jax.Array | None:
         """Optional value-side term (Shaw et al.): [B, L, H, K] added to probs @ v, or None."""
         del probs, q_positions, k_positions
+        return None
+
+    def input_bias(
+        self,
+        x: jax.Array,
+        q: jax.Array,
+        k: jax.Array,
+        q_positions: jax.Array,
+        k_positions: jax.Array,
+    ) -> jax.Array | None:
+        """Data-dependent logits place: float32 [B, 1|H, L, S] added after scaling, or None.
+
+        x [B, L, D] is the attention layer's input (after the pre-LN norm); q [B, L, H, K] and
+        k [B, S, H, K] are the rotated queries and keys (with a KV cache: all S cached keys,
+        at k_positions). With `replaces_qk` the result is the whole (scaled) logit.
+        """
+        del x, q, k, q_positions, k_positions
         return None
 
 

@@ -27,6 +27,7 @@ from pe_jax.nn._adapters_bias import (
     T5RelativeBias,
 )
 from pe_jax.nn._adapters_content import CoPE, ShawRelative, TransformerXLRelative
+from pe_jax.nn._adapters_gated import ForgettingGate, PaTH
 from pe_jax.nn._adapters_input import (
     BinaryEncoding,
     IntegerEncoding,
@@ -36,7 +37,9 @@ from pe_jax.nn._adapters_input import (
     ScaledSinusoidalEncoding,
     SinusoidalEncoding,
 )
+from pe_jax.nn._adapters_pope import PoPE
 from pe_jax.nn._adapters_qk import AxialRoPE, RoPE, RoPE2D, RoPEComplex, RoPEMixed, XPos
+from pe_jax.nn._adapters_rope_variants import HoPE, MRoPE
 from pe_jax.nn._base import Encoding
 
 DEFAULT_RANDOMIZED_MAX_LENGTH = 2048  # Ruoss et al. 2023 sample from [0, 2048).
@@ -57,6 +60,9 @@ _ADAPTERS: dict[str, type[Encoding]] = {
     "rope_2d": RoPE2D,
     "axial": AxialRoPE,
     "rope_mixed": RoPEMixed,
+    "mrope": MRoPE,
+    "hope": HoPE,
+    "pope": PoPE,
     # logits
     "alibi": ALiBi,
     "t5": T5RelativeBias,
@@ -69,10 +75,14 @@ _ADAPTERS: dict[str, type[Encoding]] = {
     "shaw": ShawRelative,
     "transformer_xl": TransformerXLRelative,
     "cope": CoPE,
+    # data-dependent (from the layer input x, through the `input_bias` hook)
+    "forgetting_gate": ForgettingGate,
+    "path": PaTH,
 }
 
-# Encodings of 1-D integer positions. Excluded: "none" and "cope" (no integer positions) and the
-# grid encodings (a random subset of flat positions is no longer a grid).
+# Encodings of 1-D integer positions. Excluded: "none", "cope", "forgetting_gate" and "path" (no
+# integer positions), the grid encodings (a random subset of flat positions is no longer a grid)
+# and "mrope" (on 1-D positions it is "rope").
 _POSITION_BASED = (
     "integer",
     "normalized",
@@ -83,6 +93,8 @@ _POSITION_BASED = (
     "rope",
     "rope_complex",
     "xpos",
+    "hope",
+    "pope",
     "alibi",
     "t5",
     "kerple_log",
@@ -124,6 +136,7 @@ class RandomizedPositions(Encoding):
         self.uses_content = inner.uses_content
         self.supports_decoding = False  # a sample per sequence; a decode step sees one position
         self.attention_params = inner.attention_params
+        self.replaces_qk = inner.replaces_qk
 
     def positions(
         self,
@@ -179,6 +192,16 @@ class RandomizedPositions(Encoding):
         self, probs: jax.Array, q_positions: jax.Array, k_positions: jax.Array
     ) -> jax.Array | None:
         return self.inner.content_values(probs, q_positions, k_positions)
+
+    def input_bias(
+        self,
+        x: jax.Array,
+        q: jax.Array,
+        k: jax.Array,
+        q_positions: jax.Array,
+        k_positions: jax.Array,
+    ) -> jax.Array | None:
+        return self.inner.input_bias(x, q, k, q_positions, k_positions)
 
 
 def _split_name(name: str) -> tuple[str | None, str]:
