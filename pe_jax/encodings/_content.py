@@ -10,6 +10,8 @@ activations do not round the positional part of the logits.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
@@ -328,14 +330,16 @@ def cope_logits(
     """Contextual position logit terms (Golovneva et al. 2024, "Contextual Position Encoding:
     Learning to Count What's Important").
 
-        g_ij = sigmoid(q_i . k_j),   p_ij = min(sum_{t=j}^{i} g_it, npos - 1),
-        z_i[p] = q_i . e[p],         term_ij = w z_i[ceil p_ij] + (1 - w) z_i[floor p_ij],
-                                     w = p_ij - floor p_ij.
+        g_ij = sigmoid(q_i . k_j / sqrt(K)),   p_ij = min(sum_{t=j}^{i} g_it, npos - 1),
+        z_i[p] = q_i . e[p],   term_ij = w z_i[ceil p_ij] + (1 - w) z_i[floor p_ij],
+                               w = p_ij - floor p_ij.
 
-    Gates use the unscaled q.k of the paper's equations (its code snippet applies the sigmoid
-    to the logits after the 1/sqrt(K) scaling, and adds q.e after it: the learned e absorbs
-    that factor of sqrt(K)). Masked keys (mask False, or j after the
-    query when causal) get gate 0, so they add nothing to any count, and their own term is 0.
+    Gates are the sigmoid of the attention's own scaled logit q.k / sqrt(K), as in the
+    paper's code snippet (the sigmoid of the logits after the 1/sqrt(K) scaling) and in
+    x-transformers' CoPE (sigmoid of `sim`, already multiplied by the scale). Both add q.e
+    after the scaling, while this term is returned unscaled and divided by sqrt(K) with q.k:
+    the learned e absorbs that factor. Masked keys (mask False, or j after the query when
+    causal) get gate 0, so they add nothing to any count, and their own term is 0.
 
     Query i sits at key index i + S - L (queries are the last L of the S keys, as when decoding
     with a KV cache); for L == S this is the usual j <= i.
@@ -382,7 +386,9 @@ def cope_logits(
     if causal:
         keep = keep & (key_index <= query_index)
 
-    gates = jnp.where(keep, jax.nn.sigmoid(jnp.einsum("blhk,bshk->bhls", q, k)), 0.0)
+    # The attention's scaled logit, formed as the attention forms it.
+    scaled = jnp.einsum("blhk,bshk->bhls", q, k) * (1.0 / math.sqrt(head_dim))
+    gates = jnp.where(keep, jax.nn.sigmoid(scaled), 0.0)
     if causal:
         # Gates after the query are 0, so a suffix sum is sum_{t=j}^{i}, as in the paper.
         positions = jax.lax.cumsum(gates, axis=3, reverse=True)

@@ -155,7 +155,8 @@ class TransformerXLRelative(Encoding):
 class CoPE(Encoding):
     """Contextual position encoding (Golovneva et al. 2024, "Contextual Position Encoding:
     Learning to Count What's Important"): positions are counts of sigmoid gates
-    p_ij = sum_{t=j}^{i} sigmoid(q_i.k_t), interpolated into a learned table e [npos, K].
+    p_ij = sum_{t=j}^{i} sigmoid(q_i.k_t / sqrt(K)) (the attention's scaled logit, as in the
+    authors' code), interpolated into a learned table e [npos, K].
 
     Ignores the integer positions. Options: npos (counts are clipped to npos - 1), per_head
     (one table per head), stddev (normal init; 0 gives the paper's zeros). `causal` comes from
