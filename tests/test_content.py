@@ -202,6 +202,33 @@ def test_transformer_xl_translation_invariant():
     assert not np.allclose(_transformer_xl_logits(q, k, q_pos + 1, k_pos, **params), base)
 
 
+@pytest.mark.parametrize("batched_positions", [False, True])
+def test_transformer_xl_with_distances_uses_the_sampled_signed_distance(batched_positions):
+    # Ruoss et al.'s randomized Transformer-XL: R at sign(i - j) * d_|i - j|.
+    q, k, params = _normal(40, (B, L, H, K)), _normal(41, (B, S, H, K)), _xl_params(42)
+    q_pos, k_pos = np.arange(L) + S - L, np.arange(S)
+    if batched_positions:
+        q_pos, k_pos = _batched(q_pos, B), _batched(k_pos, B)
+    distances = np.array([0, 3, 4, 10, 17, 40])
+    got = transformer_xl_logits(
+        q, k, q_pos, k_pos, max_wavelength=100.0, distances=distances, **params
+    )
+    # The naive reference at positions whose differences are the mapped gaps: query i at
+    # P[i], key j at P[i] - sign(i - j) d_|i-j| is not one set of positions, so check row by row.
+    qp, kp = _batched(q_pos, B), _batched(k_pos, B)
+    for i in range(L):
+        gap = qp[:, i : i + 1] - kp  # [B, S]
+        mapped = np.sign(gap) * distances[np.abs(gap)]
+        want = naive_transformer_xl(
+            q[:, i : i + 1], k, np.zeros((B, 1), int), -mapped, max_wavelength=100.0, **params
+        )
+        np.testing.assert_allclose(got[:, :, i : i + 1], want, rtol=1e-4, atol=1e-4)
+    # The identity table is plain Transformer-XL.
+    plain = transformer_xl_logits(q, k, q_pos, k_pos, **params)
+    same = transformer_xl_logits(q, k, q_pos, k_pos, distances=np.arange(S), **params)
+    np.testing.assert_allclose(same, plain, rtol=1e-4, atol=1e-4)
+
+
 def test_transformer_xl_content_bias_is_independent_of_q():
     k, params = _normal(16, (B, S, H, K)), _xl_params(17)
     no_u = dict(params, u=np.zeros((H, K), np.float32))

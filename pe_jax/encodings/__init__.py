@@ -7,6 +7,7 @@ logits place:    alibi_slopes, alibi_bias, t5_relative_bucket, t5_bias, kerple_*
                  sandwich_bias, fire_bias, dynamic_position_bias
 content place:   shaw_relative_logits, shaw_relative_values, transformer_xl_logits, cope_logits
 which positions: arange_positions, randomized_positions, shifted_positions
+which distances: randomized_distances, map_gaps
 """
 
 from pe_jax.encodings._absolute import (
@@ -41,7 +42,13 @@ from pe_jax.encodings._learned_bias import (
     kerple_log_bias,
     kerple_power_bias,
 )
-from pe_jax.encodings._positions import arange_positions, randomized_positions, shifted_positions
+from pe_jax.encodings._positions import (
+    arange_positions,
+    map_gaps,
+    randomized_distances,
+    randomized_positions,
+    shifted_positions,
+)
 from pe_jax.encodings._rope import (
     LAYOUTS,
     apply_rope,
@@ -77,7 +84,9 @@ __all__ = [
     "integer_positions",
     "kerple_log_bias",
     "kerple_power_bias",
+    "map_gaps",
     "normalized_positions",
+    "randomized_distances",
     "randomized_positions",
     "rope_inv_freq",
     "sandwich_bias",

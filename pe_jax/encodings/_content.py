@@ -220,6 +220,7 @@ def transformer_xl_logits(
     v: jax.Array,
     w_r: jax.Array,
     max_wavelength: float = 10000.0,
+    distances: jax.Array | None = None,
 ) -> jax.Array:
     """Transformer-XL relative terms (Dai et al. 2019, sec. 3.3): (b) + (c) + (d) of
 
@@ -238,6 +239,11 @@ def transformer_xl_logits(
     per (batch, head). As with RoPE, float32 angles of large positions are rounded, so a
     shift of all positions changes the terms by rounding only.
 
+    With `distances` (Ruoss et al. 2023's randomized Transformer-XL, see
+    `randomized_distances`), R is taken at the sampled signed distance
+    d = `map_gaps(q_pos - k_pos, distances)`: z = y . R_d is formed for the 2N - 1 signed
+    distances of the table ([B, H, L, 2N - 1]) and gathered by gap, as for Shaw's table.
+
     Args:
       q: queries [B, L, H, K].
       k: keys [B, S, H, K].
@@ -247,12 +253,13 @@ def transformer_xl_logits(
       v: position bias [H, K].
       w_r: projection of the sinusoid [D_r, H, K], D_r even.
       max_wavelength: w > 0.
+      distances: optional int [N], the distance of each index gap (entry 0 is 0).
 
     Returns:
       float32 [B, H, L, S], unscaled (the attention adds q.k and divides by sqrt(K)).
 
     Raises:
-      ValueError: bad ranks or shapes, odd D_r, non-integer positions.
+      ValueError: bad ranks or shapes, odd D_r, non-integer positions or distances.
     """
     q, k = _activations("q", q), _activations("k", k)
     _same_heads(q, k)
@@ -274,6 +281,14 @@ def transformer_xl_logits(
 
     y = jnp.einsum("blhk,rhk->bhlr", q + v, w_r)
     y_sin, y_cos = y[..., 0::2], y[..., 1::2]
+    content_bias = jnp.einsum("hk,bshk->bhs", u, k)[:, :, None, :]
+    if distances is not None:
+        return (
+            _mapped_position_terms(
+                y_sin, y_cos, q_positions, k_positions, distances, max_wavelength
+            )
+            + content_bias
+        )
     sin_q, cos_q = _sin_cos(q_positions, rel_dim, max_wavelength)
     # Positions [L] or [B, L] -> [1|B, 1, L, F] to broadcast over heads.
     sin_q, cos_q = (x[None, None] if x.ndim == 2 else x[:, None] for x in (sin_q, cos_q))
@@ -282,8 +297,22 @@ def transformer_xl_logits(
     right = jnp.concatenate([cos_k, sin_k], -1)
     right = jnp.broadcast_to(right, (batch, keys, rel_dim))
     position_terms = jnp.einsum("bhlf,bsf->bhls", left, right)
-    content_bias = jnp.einsum("hk,bshk->bhs", u, k)[:, :, None, :]
     return position_terms + content_bias
+
+
+def _mapped_position_terms(y_sin, y_cos, q_positions, k_positions, distances, max_wavelength):
+    """(b) + (d) with R at the signed distances of the `distances` table, [B, H, L, S]."""
+    distances = check_int_positions("distances", distances, min_ndim=1, max_ndim=1)
+    last = distances.shape[0] - 1
+    signed = jnp.concatenate([-distances[:0:-1], distances])  # gaps -last .. last
+    sin_r, cos_r = _sin_cos(signed, 2 * y_sin.shape[-1], max_wavelength)
+    z = jnp.einsum("bhlf,rf->bhlr", y_sin, sin_r) + jnp.einsum("bhlf,rf->bhlr", y_cos, cos_r)
+    gap = q_positions[..., :, None] - k_positions[..., None, :]
+    index = jnp.clip(gap, -last, last) + last
+    index = index[None, None] if index.ndim == 2 else index[:, None]
+    batch, heads, length, _ = z.shape
+    index = jnp.broadcast_to(index, (batch, heads, length, index.shape[-1]))
+    return jnp.take_along_axis(z, index, axis=-1)
 
 
 def init_transformer_xl_params(
