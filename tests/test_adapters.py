@@ -343,6 +343,23 @@ def test_causal_flag_reaches_biases():
     assert not np.allclose(t5_bidirectional[..., 0, 1], t5_bidirectional[..., 0, 0])
 
 
+def test_bidirectional_alibi_breaks_the_symmetry_unless_asked_not_to():
+    # Encoder ALiBi as in Ruoss et al. 2023's official code: +0.5 slope for keys on the left.
+    positions = jnp.arange(L, dtype=jnp.int32)
+    enc = built("alibi", False)
+    bias = np.asarray(enc.bias(positions, positions))[0]
+    lower = np.tri(L, L, k=-1, dtype=bool)
+    for h, slope in enumerate(enc.slopes):
+        np.testing.assert_allclose((bias[h] - bias[h].T)[lower], 0.5 * slope, rtol=1e-6)
+    symmetric = np.asarray(build("alibi", causal=False, symmetric=True).bias(positions, positions))
+    np.testing.assert_allclose(symmetric, np.swapaxes(symmetric, -1, -2))
+    # Causal ALiBi has no offset to add (the option does not change it).
+    causal = np.asarray(built("alibi", True).bias(positions, positions))
+    np.testing.assert_array_equal(causal, build("alibi", symmetric=True).bias(positions, positions))
+    with pytest.raises(ValueError, match="symmetric"):
+        build("alibi", causal=False, symmetric=1)
+
+
 def test_scaled_sinusoidal_starts_at_inverse_sqrt_width_and_learns_its_scale():
     enc = built("scaled_sinusoidal")
     np.testing.assert_allclose(enc.scale[...], D**-0.5, rtol=1e-6)
