@@ -67,10 +67,11 @@ def attention_maps(
         attn_mask = causal if attn_mask is None else jnp.logical_and(attn_mask, causal)
 
     def encoding_of(i):
-        return model.layer_encodings[i] if model.per_layer else encoding
+        return model.layer_encoding(i, key)
 
+    layer_bias = model.per_layer or encoding.draws_per_layer
     x = encoding.embed(x, positions)
-    shared_bias = None if model.per_layer else encoding.bias(positions, positions)
+    shared_bias = None if layer_bias else encoding.bias(positions, positions)
     for i in range(layer):
         x, _ = model.blocks[i](
             x,
@@ -79,7 +80,7 @@ def attention_maps(
             encoding=encoding_of(i),
             positions=positions,
             bias=shared_bias,
-            layer_bias=model.per_layer,
+            layer_bias=layer_bias,
             mask=attn_mask,
         )
     block = model.blocks[layer]
@@ -90,7 +91,7 @@ def attention_maps(
     k = attention.key(h).reshape(shape)
     q, k = encoding_of(layer).rotate(q, k, positions, positions)
     bias = shared_bias
-    if model.per_layer:
+    if layer_bias:
         bias = combine_bias(bias, encoding_of(layer).bias(positions, positions))
     return attention_probs(
         q,

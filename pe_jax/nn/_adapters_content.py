@@ -138,7 +138,10 @@ class TransformerXLRelative(Encoding):
         k_positions: jax.Array,
         *,
         mask: jax.Array | None = None,
+        distances: jax.Array | None = None,
     ) -> jax.Array:
+        """The hook; `distances` (int [N], see `randomized_distances`) replaces index gaps by
+        sampled distances (Ruoss et al.'s randomized Transformer-XL)."""
         del mask
         return transformer_xl_logits(
             q,
@@ -149,6 +152,7 @@ class TransformerXLRelative(Encoding):
             v=self.v[...],
             w_r=self.w_r[...],
             max_wavelength=self.max_wavelength,
+            distances=distances,
         )
 
 

@@ -26,6 +26,9 @@ class Encoding(nnx.Module):
       supports_decoding: works with the KV-cache decode step.
       attention_params: learns parameters used by the attention hooks (T5 table, Kerple, FIRE,
         ...); only such adapters get one instance per layer when the model does not share them.
+      draws_per_layer: the attention hooks draw random numbers afresh in every layer (Ruoss et
+        al.'s randomized relative encodings): the model calls `for_layer(key)` with a key of
+        its own for each layer and uses the returned encoding's hooks in that layer.
     """
 
     uses_content: bool = False
@@ -33,6 +36,7 @@ class Encoding(nnx.Module):
     max_length: int | None = None
     supports_decoding: bool = True
     attention_params: bool = False
+    draws_per_layer: bool = False
 
     def positions(
         self,
@@ -48,6 +52,14 @@ class Encoding(nnx.Module):
         """
         del key, lengths
         return positions
+
+    def for_layer(self, key: jax.Array | None) -> Encoding:
+        """The encoding whose attention hooks one layer uses; `key` is that layer's PRNG key.
+
+        Itself, unless `draws_per_layer`: then a view of it bound to the layer's draw.
+        """
+        del key
+        return self
 
     def embed(self, x: jax.Array, positions: jax.Array) -> jax.Array:
         """Input place: x [B, L, D] -> [B, L, D]."""
