@@ -10,7 +10,12 @@ Generalization of Transformers").
 
 6 tasks (reverse, duplicate, sort, missing_duplicate, odds_first, binary addition) x 11
 encodings (none, sinusoidal, learned, rope, alibi, transformer_xl and the randomized variant of
-each encoding but none, positions drawn from [0, 2048)) = 66 runs of 2 seeds each.
+each encoding but none) = 66 runs of 2 seeds each. Randomized as in the official code
+(google-deepmind/randomized_positional_encodings): sinusoidal, learned and rope get positions
+drawn from [0, 2048) per sequence; alibi and transformer_xl get relative distances drawn from
+[1, 2048) in every layer ("randomized_alibi", "randomized_transformer_xl"; the sampled-positions
+variants are "randomized_positions_*"). ALiBi here is bidirectional with the official code's
++0.5 slope for keys on the left (the ALiBi adapter's default when causal=False).
 
 Two scales (arg after ":"), both against the published setup:
   model   3 blocks, width 64, 4 heads, MLP 4x, post-LN, no dropout (~0.15M parameters)
@@ -27,10 +32,12 @@ Measured (2026-11-29, 2-core CPU): with one core per sweep process (see
 experiments/results/README.md), a run took 1 min 15 s to 2 min 35 s (duplicate is the slowest:
 its answer doubles the width); the 66 runs took 96 core-minutes (79 training, 17 evaluation),
 84 minutes of wall time shared with the decoder sweep. Results:
-experiments/results/deletang_ruoss/. At train length 40 the same model reached only 73%
-training accuracy on reverse after 1,000 steps (270 ms/step), and evaluating duplicate up to
-length 500 took 200-300 s per run: "published_lengths" needs far more steps than this machine
-affords, so its tables would compare models that have not learned the task.
+experiments/results/deletang_ruoss/ (run before randomized alibi / transformer_xl drew
+distances and before the asymmetric encoder ALiBi; see experiments/results/README.md). At
+train length 40 the same model reached only 73% training accuracy on reverse after 1,000 steps
+(270 ms/step), and evaluating duplicate up to length 500 took 200-300 s per run:
+"published_lengths" needs far more steps than this machine affords, so its tables would compare
+models that have not learned the task.
 """
 
 import ml_collections
@@ -46,8 +53,9 @@ TASKS = {
     "odds_first": odds_first,
     "addition": addition,  # binary, little-endian, operands split the digit budget
 }
-# Randomized positions are a sorted sample from [0, RANDOM_MAX) (Ruoss et al.: L_max = 2048,
-# which covers input + answer at length 500 for every task, duplicate's 1500 tokens included).
+# Randomized positions are a sorted sample from [0, RANDOM_MAX), randomized distances one from
+# [1, RANDOM_MAX) (Ruoss et al.: L_max = 2048, which covers input + answer at length 500 for
+# every task, duplicate's 1500 tokens included).
 RANDOM_MAX = 2048
 # (train max length, evaluated lengths) of each scale.
 LENGTHS = {
@@ -76,6 +84,8 @@ def get_config(arg: str | None = None):
         ("transformer_xl", "transformer_xl", {}),
     ]
     encodings = [encoding(label, name, **options) for label, name, options in plain]
+    # "randomized_<name>" is the official method of each: sampled positions for the absolute
+    # encodings and RoPE, sampled distances in every layer for alibi and transformer_xl.
     encodings += [
         encoding(
             f"randomized_{label}", f"randomized_{name}", **{**options, "max_length": RANDOM_MAX}
