@@ -14,7 +14,13 @@ from pe_jax.encodings._absolute import (
     sinusoidal,
     sinusoidal_table,
 )
-from pe_jax.encodings._positions import arange_positions, randomized_positions, shifted_positions
+from pe_jax.encodings._positions import (
+    arange_positions,
+    map_gaps,
+    randomized_distances,
+    randomized_positions,
+    shifted_positions,
+)
 
 
 def test_integer_and_normalized_values():
@@ -97,6 +103,36 @@ def test_randomized_positions_cover_the_range():
     r = np.asarray(randomized_positions(jax.random.key(3), 8, max_length=32, batch_size=512))
     counts = np.bincount(r.ravel(), minlength=32)
     assert counts.min() > 0  # every position of [0, max_length) is sampled
+
+
+def test_randomized_distances_are_sorted_unique_and_within_one_to_max_length():
+    # Ruoss et al.'s official code: L - 1 distinct distances from [1, L_max), sorted.
+    draws = [
+        np.asarray(randomized_distances(jax.random.key(s), 9, max_length=16)) for s in range(200)
+    ]
+    for d in draws:
+        assert d.shape == (9,) and d.dtype == np.int32 and d[0] == 0
+        assert (np.diff(d) > 0).all() and d[1:].min() >= 1 and d.max() < 16
+    counts = np.bincount(np.concatenate([d[1:] for d in draws]), minlength=16)
+    assert counts[0] == 0 and counts[1:].min() > 0  # every distance of [1, L_max) occurs
+    assert len({d.tobytes() for d in draws}) > 1
+    np.testing.assert_array_equal(
+        randomized_distances(jax.random.key(0), 5, max_length=5), np.arange(5)
+    )
+    np.testing.assert_array_equal(randomized_distances(jax.random.key(0), 1, max_length=1), [0])
+    with pytest.raises(ValueError, match="max_length"):
+        randomized_distances(jax.random.key(0), 6, max_length=5)
+
+
+def test_map_gaps_mirrors_the_table_on_both_sides():
+    table = jnp.array([0, 2, 5, 9])
+    gaps = jnp.arange(-5, 6)
+    want = (
+        np.sign(np.arange(-5, 6)) * np.array([0, 2, 5, 9])[np.minimum(np.abs(np.arange(-5, 6)), 3)]
+    )
+    np.testing.assert_array_equal(map_gaps(gaps, table), want)
+    with pytest.raises(ValueError, match="distances"):
+        map_gaps(gaps, jnp.ones((2, 2), jnp.int32))
 
 
 def test_padded_examples_draw_positions_of_their_own_length():

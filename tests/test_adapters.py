@@ -18,7 +18,8 @@ REQUIRED = (
     "none integer binary sinusoidal learned scaled_sinusoidal rope rope_complex xpos rope_2d "
     "axial rope_mixed alibi t5 kerple_log kerple_power sandwich fire dynamic_bias shaw "
     "transformer_xl cope randomized_rope randomized_sinusoidal randomized_learned "
-    "randomized_alibi"
+    "randomized_alibi randomized_transformer_xl randomized_positions_alibi "
+    "randomized_positions_transformer_xl"
 ).split()
 RELATIVE = (
     "rope rope_complex xpos alibi t5 kerple_log kerple_power sandwich shaw transformer_xl "
@@ -53,18 +54,20 @@ def inputs(dtype=jnp.float32):
 
 
 def run_hooks(enc, x, q, k, probs, key):
-    """All hooks on one input, after the encoding's own choice of positions."""
+    """All hooks on one input, after the encoding's own choice of positions (attention hooks:
+    those of one layer, `for_layer`, as the model calls them)."""
     positions = enc.positions(jnp.broadcast_to(jnp.arange(L, dtype=jnp.int32), (B, L)), key=key)
-    q2, k2 = enc.rotate(q, k, positions, positions)
+    layer = enc.for_layer(jax.random.fold_in(key, 1))
+    q2, k2 = layer.rotate(q, k, positions, positions)
     return {
         "positions": positions,
         "embed": enc.embed(x, positions),
         "q": q2,
         "k": k2,
-        "bias": enc.bias(positions, positions),
-        "content": enc.content_logits(q, k, positions, positions),
-        "values": enc.content_values(probs, positions, positions),
-        "input": enc.input_bias(x, q2, k2, positions, positions),
+        "bias": layer.bias(positions, positions),
+        "content": layer.content_logits(q, k, positions, positions),
+        "values": layer.content_values(probs, positions, positions),
+        "input": layer.input_bias(x, q2, k2, positions, positions),
     }
 
 
@@ -222,7 +225,9 @@ def test_learned_embed_reads_its_table_rows():
     np.testing.assert_allclose(out[0], 1 + enc.table[...][np.array([3, 0, 511])], rtol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["randomized_rope", "randomized_learned", "randomized_alibi"])
+@pytest.mark.parametrize(
+    "name", ["randomized_rope", "randomized_learned", "randomized_positions_alibi"]
+)
 def test_randomized_positions_are_sorted_distinct_bounded_and_keyed(name):
     enc = build(name, max_length=64)
     assert enc.randomizes_positions and enc.max_length == 64
@@ -239,6 +244,47 @@ def test_randomized_positions_are_sorted_distinct_bounded_and_keyed(name):
         enc.positions(default)
     with pytest.raises(ValueError, match="max_length"):
         enc.positions(jnp.zeros((B, 65), jnp.int32), key=jax.random.key(0))
+
+
+@pytest.mark.parametrize("name", ["randomized_alibi", "randomized_transformer_xl"])
+def test_randomized_relative_encodings_draw_distances_per_layer(name):
+    # Ruoss et al.'s official code: sorted distinct distances from [1, L_max), drawn by each
+    # layer, shared by the batch; the positions stay 0..L-1.
+    enc = build(name, causal=False, max_length=32)
+    assert enc.draws_per_layer and not enc.randomizes_positions and not enc.supports_decoding
+    positions = jnp.arange(L, dtype=jnp.int32)
+    assert enc.positions(positions) is positions
+    draws = [enc.for_layer(jax.random.key(s)).distances(positions, positions) for s in range(3)]
+    for d in map(np.asarray, draws):
+        assert d.shape == (L,) and d[0] == 0
+        assert np.all(np.diff(d) > 0) and d[1:].min() >= 1 and d.max() < 32
+    assert len({np.asarray(d).tobytes() for d in draws}) == 3
+    with pytest.raises(ValueError, match="key"):
+        enc.for_layer(None)
+    with pytest.raises(ValueError, match="for_layer"):
+        enc.bias(positions, positions)
+    with pytest.raises(ValueError, match="max_length"):
+        enc.for_layer(jax.random.key(0)).distances(jnp.arange(33), jnp.arange(33))
+
+
+def test_randomized_alibi_bias_is_alibi_at_the_drawn_distances():
+    enc = build("randomized_alibi", causal=False, max_length=64)
+    layer = enc.for_layer(jax.random.key(4))
+    positions = jnp.arange(L, dtype=jnp.int32)
+    d = np.asarray(layer.distances(positions, positions))
+    bias = np.asarray(layer.bias(positions, positions))
+    assert bias.shape == (1, H, L, L)  # shared by the batch
+    i, j = np.arange(L)[:, None], np.arange(L)[None, :]
+    slopes = np.asarray(enc.inner.slopes)[:, None, None]
+    want = slopes * (-d[np.abs(i - j)] + 0.5 * (i > j))  # the official encoder offset
+    np.testing.assert_allclose(bias[0], want, rtol=1e-6)
+    # The same layer key gives the same draw; the Transformer-XL content terms use it too.
+    np.testing.assert_array_equal(enc.for_layer(jax.random.key(4)).bias(positions, positions), bias)
+    xl = build("randomized_transformer_xl", causal=False, max_length=64)
+    _, q, k, _ = inputs()
+    got = xl.for_layer(jax.random.key(4)).content_logits(q, k, positions, positions)
+    want = xl.inner.content_logits(q, k, positions, positions, distances=jnp.asarray(d))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
 def test_randomized_learned_table_covers_max_length():
@@ -388,6 +434,23 @@ def test_causal_flag_reaches_biases():
     assert np.all(t5_causal[..., upper] == t5_causal[..., 0, 0][..., None])
     t5_bidirectional = np.asarray(built("t5", False).bias(positions, positions))
     assert not np.allclose(t5_bidirectional[..., 0, 1], t5_bidirectional[..., 0, 0])
+
+
+def test_bidirectional_alibi_breaks_the_symmetry_unless_asked_not_to():
+    # Encoder ALiBi as in Ruoss et al. 2023's official code: +0.5 slope for keys on the left.
+    positions = jnp.arange(L, dtype=jnp.int32)
+    enc = built("alibi", False)
+    bias = np.asarray(enc.bias(positions, positions))[0]
+    lower = np.tri(L, L, k=-1, dtype=bool)
+    for h, slope in enumerate(enc.slopes):
+        np.testing.assert_allclose((bias[h] - bias[h].T)[lower], 0.5 * slope, rtol=1e-6)
+    symmetric = np.asarray(build("alibi", causal=False, symmetric=True).bias(positions, positions))
+    np.testing.assert_allclose(symmetric, np.swapaxes(symmetric, -1, -2))
+    # Causal ALiBi has no offset to add (the option does not change it).
+    causal = np.asarray(built("alibi", True).bias(positions, positions))
+    np.testing.assert_array_equal(causal, build("alibi", symmetric=True).bias(positions, positions))
+    with pytest.raises(ValueError, match="symmetric"):
+        build("alibi", causal=False, symmetric=1)
 
 
 def test_scaled_sinusoidal_starts_at_inverse_sqrt_width_and_learns_its_scale():

@@ -116,6 +116,51 @@ def test_alibi_bias_by_hand():
     np.testing.assert_allclose(sym[0, 0], [[0, -0.5, -1.0], [-0.5, 0, -0.5], [-1.0, -0.5, 0]])
 
 
+def test_alibi_left_offset_breaks_the_symmetry_as_the_official_encoder_code():
+    # Ruoss et al. 2023's encoder ALiBi: -m |i - j| + 0.5 m on the strictly lower triangle.
+    n, slopes = 5, alibi_slopes(4)
+    pos = jnp.arange(n)
+    bias = np.asarray(alibi_bias(pos, pos, slopes=slopes, bidirectional=True, left_offset=0.5))[0]
+    i, j = np.arange(n)[:, None], np.arange(n)[None, :]
+    official = -np.abs(i - j) + 0.5 * np.tri(n, n, k=-1)
+    np.testing.assert_allclose(bias, np.asarray(slopes)[:, None, None] * official, rtol=1e-6)
+    for h, m in enumerate(np.asarray(slopes)):
+        lower = i > j
+        diff = bias[h] - bias[h].T
+        np.testing.assert_allclose(diff[lower], 0.5 * m, rtol=1e-6)
+        np.testing.assert_allclose(np.diag(bias[h]), 0.0)
+    with pytest.raises(ValueError, match="left_offset"):
+        alibi_bias(pos, pos, slopes=slopes, left_offset=0.5)  # causal: no offset
+    with pytest.raises(ValueError, match="left_offset"):
+        alibi_bias(pos, pos, slopes=slopes, bidirectional=True, left_offset=float("nan"))
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_alibi_with_distances_reads_the_gap_table(bidirectional):
+    slopes = jnp.array([0.5, 0.25])
+    pos = jnp.arange(4)
+    distances = jnp.array([0, 3, 7, 20])
+    offset = 0.5 if bidirectional else 0.0
+    got = np.asarray(
+        alibi_bias(
+            pos,
+            pos,
+            slopes=slopes,
+            bidirectional=bidirectional,
+            left_offset=offset,
+            distances=distances,
+        )
+    )[0]
+    i, j = np.arange(4)[:, None], np.arange(4)[None, :]
+    d = np.asarray(distances)[np.abs(i - j)]
+    want = -d + offset * (i > j) if bidirectional else np.where(i >= j, -d, 0)
+    np.testing.assert_allclose(got, np.asarray(slopes)[:, None, None] * want, rtol=1e-6)
+    # The identity table is plain ALiBi.
+    plain = alibi_bias(pos, pos, slopes=slopes, bidirectional=bidirectional)
+    same = alibi_bias(pos, pos, slopes=slopes, bidirectional=bidirectional, distances=pos)
+    np.testing.assert_allclose(plain, same)
+
+
 # ----------------------------------------------------------------------------- T5
 
 

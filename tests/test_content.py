@@ -83,7 +83,8 @@ def naive_transformer_xl(q, k, q_pos, k_pos, u, v, w_r, max_wavelength=10000.0):
 
 
 def naive_cope(q, k, table, causal=True, mask=None):
-    """Loops over (b, h, i, j) with the paper's equations; bidirectional = two-sided count."""
+    """Loops over (b, h, i, j) with the paper's equations, gates on the scaled logit
+    q.k / sqrt(K) as in its code; bidirectional = two-sided count."""
     q, k, table = np.float64(q), np.float64(k), np.float64(table)
     batch, length, heads, _ = q.shape
     keys, npos = k.shape[1], table.shape[0]
@@ -96,7 +97,8 @@ def naive_cope(q, k, table, causal=True, mask=None):
             for i in range(length):
                 qi, diag = q[b, i, h], i + keys - length
                 keep = [mask[b, h, i, t] and (not causal or t <= diag) for t in range(keys)]
-                gates = [keep[t] / (1.0 + np.exp(-qi @ k[b, t, h])) for t in range(keys)]
+                logits = [qi @ k[b, t, h] / np.sqrt(q.shape[-1]) for t in range(keys)]
+                gates = [keep[t] / (1.0 + np.exp(-logits[t])) for t in range(keys)]
                 z = e @ qi
                 for j in range(keys):
                     if not keep[j]:
@@ -200,6 +202,33 @@ def test_transformer_xl_translation_invariant():
     assert not np.allclose(_transformer_xl_logits(q, k, q_pos + 1, k_pos, **params), base)
 
 
+@pytest.mark.parametrize("batched_positions", [False, True])
+def test_transformer_xl_with_distances_uses_the_sampled_signed_distance(batched_positions):
+    # Ruoss et al.'s randomized Transformer-XL: R at sign(i - j) * d_|i - j|.
+    q, k, params = _normal(40, (B, L, H, K)), _normal(41, (B, S, H, K)), _xl_params(42)
+    q_pos, k_pos = np.arange(L) + S - L, np.arange(S)
+    if batched_positions:
+        q_pos, k_pos = _batched(q_pos, B), _batched(k_pos, B)
+    distances = np.array([0, 3, 4, 10, 17, 40])
+    got = transformer_xl_logits(
+        q, k, q_pos, k_pos, max_wavelength=100.0, distances=distances, **params
+    )
+    # The naive reference at positions whose differences are the mapped gaps: query i at
+    # P[i], key j at P[i] - sign(i - j) d_|i-j| is not one set of positions, so check row by row.
+    qp, kp = _batched(q_pos, B), _batched(k_pos, B)
+    for i in range(L):
+        gap = qp[:, i : i + 1] - kp  # [B, S]
+        mapped = np.sign(gap) * distances[np.abs(gap)]
+        want = naive_transformer_xl(
+            q[:, i : i + 1], k, np.zeros((B, 1), int), -mapped, max_wavelength=100.0, **params
+        )
+        np.testing.assert_allclose(got[:, :, i : i + 1], want, rtol=1e-4, atol=1e-4)
+    # The identity table is plain Transformer-XL.
+    plain = transformer_xl_logits(q, k, q_pos, k_pos, **params)
+    same = transformer_xl_logits(q, k, q_pos, k_pos, distances=np.arange(S), **params)
+    np.testing.assert_allclose(same, plain, rtol=1e-4, atol=1e-4)
+
+
 def test_transformer_xl_content_bias_is_independent_of_q():
     k, params = _normal(16, (B, S, H, K)), _xl_params(17)
     no_u = dict(params, u=np.zeros((H, K), np.float32))
@@ -266,10 +295,28 @@ def test_cope_is_causal_and_masked_keys_contribute_nothing():
     )
 
 
+def test_cope_gate_is_sigmoid_of_the_scaled_attention_logit():
+    # With q's last channel 1 and e[p] = p on that channel, z_i[p] = p and the term reads out
+    # the count p_ij = sum_{t=j}^{i} g_it, so g_ij = term_ij - term_i(j+1) (and g_ii = term_ii).
+    n = 5
+    q = np.asarray(_normal(34, (1, n, 1, K))).copy()
+    q[..., -1] = 1.0
+    k = _normal(35, (1, n, 1, K))
+    table = np.zeros((n + 1, K), np.float32)
+    table[:, -1] = np.arange(n + 1)
+    count = np.asarray(_cope_logits(q, k, pos_table=table))[0, 0]
+    gates = count - np.concatenate([count[:, 1:], np.zeros((n, 1), np.float32)], axis=1)
+    logits = np.einsum("lk,sk->ls", q[0, :, 0], k[0, :, 0]) * (1.0 / np.sqrt(K))
+    want = np.tril(1.0 / (1.0 + np.exp(-logits)))
+    np.testing.assert_allclose(gates, want, rtol=1e-5, atol=1e-5)
+    unscaled = np.tril(1.0 / (1.0 + np.exp(-logits * np.sqrt(K))))
+    assert not np.allclose(gates, unscaled, atol=1e-3)
+
+
 @pytest.mark.parametrize("causal", [True, False])
 def test_cope_counts_tokens_when_all_gates_are_one(causal):
     n, npos = 6, 9
-    q = k = np.full((1, n, 1, K), 3.0, np.float32)  # q.k = 36 K, sigmoid == 1 in float32
+    q = k = np.full((1, n, 1, K), 3.0, np.float32)  # q.k / sqrt(K) = 9 sqrt(K): sigmoid == 1
     # e[p] = p / (3 K) ones, so z_i[p] = q_i . e[p] = p: the term reads out the count.
     linear = (np.arange(npos, dtype=np.float32)[:, None] / (3 * K)) * np.ones((1, K), np.float32)
     i, j = np.arange(n)[:, None], np.arange(n)[None, :]

@@ -196,6 +196,34 @@ def test_attention_maps_of_a_model_match_its_first_attention_layer():
         attention_maps(model, tokens, layer=2)
 
 
+def test_attention_maps_of_randomized_alibi_use_the_layer_draws():
+    config = TransformerConfig(
+        vocab_size=7,
+        width=16,
+        num_heads=2,
+        num_layers=2,
+        causal=False,
+        encoding="randomized_alibi",
+        encoding_options={"max_length": 64},
+    )
+    model = Transformer(config, rngs=nnx.Rngs(0))
+    tokens = jnp.array([[1, 2, 3, 4, 5, 6]], jnp.int32)
+    key = jax.random.key(3)
+    probs = attention_maps(model, tokens, layer=0, key=key)
+    # Layer 0's weights: softmax(q.k / sqrt(K) + bias of layer 0's draw).
+    block, pos = model.blocks[0], jnp.arange(6, dtype=jnp.int32)
+    h = block.attention_norm(model.embed_tokens(tokens))  # pre-LN
+    q = block.attention.query(h).reshape(1, 6, 2, 8)
+    k = block.attention.key(h).reshape(1, 6, 2, 8)
+    bias = model.layer_encoding(0, key).bias(pos, pos)
+    want = jax.nn.softmax(jnp.einsum("blhk,bshk->bhls", q, k) / np.sqrt(8) + bias, axis=-1)
+    np.testing.assert_allclose(probs, want, atol=1e-5)
+    other = model.layer_encoding(1, key).bias(pos, pos)
+    assert float(jnp.abs(other - bias).max()) > 1e-4  # the next layer draws its own
+    with pytest.raises(ValueError, match="key"):
+        attention_maps(model, tokens, layer=0)
+
+
 def test_offset_concentration_scores_heads_that_read_a_fixed_offset():
     width = 8
     previous = np.eye(width, k=-1)

@@ -95,6 +95,20 @@ def test_dynamic_equals_default_up_to_original_length(seq_len):
     close(out, plain(8))
 
 
+def test_dynamic_without_seq_len_gives_the_initial_default_frequencies():
+    # Hugging Face's _compute_dynamic_ntk_parameters takes seq_len = max_position_embeddings
+    # when it is None (at initialisation), so the base is unchanged.
+    scaling = {"rope_type": "dynamic", "factor": 4.0, "original_max_position_embeddings": 16}
+    out, scale = rope_inv_freq(8, base=500.0, scaling=scaling)
+    close(out, plain(8, 500.0))
+    assert scale == 1.0
+    longer, _ = rope_inv_freq(8, base=500.0, scaling=scaling, seq_len=64)
+    assert not np.allclose(longer, out)
+    # The dynamic keys are still validated without seq_len.
+    with pytest.raises(ValueError, match="original_max_pos"):
+        rope_inv_freq(8, scaling={"rope_type": "dynamic", "factor": 2.0})
+
+
 # --- yarn ----------------------------------------------------------------------------------------
 
 
@@ -332,7 +346,6 @@ ORIG = {"original_max_position_embeddings": 64}
         ({"scaling": {"rope_type": "linear"}}, r"\['factor'\].*linear"),
         ({"scaling": {"rope_type": "linear", "factor": 0.5}}, "factor"),
         ({"scaling": {"rope_type": "linear", "factor": "2"}}, "factor"),
-        ({"scaling": {"rope_type": "dynamic", "factor": 2.0, **ORIG}}, "seq_len"),
         ({"scaling": {"rope_type": "dynamic", "factor": 2.0}, "seq_len": 9}, "original_max_pos"),
         ({"scaling": {"rope_type": "dynamic", "factor": 0.9, **ORIG}, "seq_len": 9}, "factor"),
         (

@@ -335,6 +335,44 @@ def test_randomized_positions_need_key_and_depend_on_it():
     assert float(jnp.abs(m(TOKENS, key=KEY)[0] - m(TOKENS, key=jax.random.key(5))[0]).max()) > 1e-4
 
 
+@pytest.mark.parametrize("name", ["randomized_alibi", "randomized_transformer_xl"])
+def test_randomized_relative_encodings_draw_distances_in_every_layer(name, monkeypatch):
+    """Ruoss et al.'s official method: each layer of each pass draws its own sorted, distinct
+    distances from [1, L_max), shared by the batch (the positions variant draws per example)."""
+    from pe_jax.nn import _randomized_distances
+
+    draws = []
+    original = _randomized_distances._LayerDraw.distances
+
+    def spy(self, q_positions, k_positions):
+        distances = original(self, q_positions, k_positions)
+        draws.append(np.asarray(distances))
+        return distances
+
+    monkeypatch.setattr(_randomized_distances._LayerDraw, "distances", spy)
+    m = model(name, False, {"max_length": 64})
+    first = m(TOKENS, key=KEY)
+    assert len(draws) == SMALL["num_layers"]  # one draw per layer
+    for d in draws:
+        assert d.shape == (LENGTH,) and d[0] == 0  # one draw for the whole batch
+        assert (np.diff(d) > 0).all() and d[1:].min() >= 1 and d.max() < 64
+    assert not np.array_equal(draws[0], draws[1])  # each layer its own
+    again = draws[:]
+    draws.clear()
+    np.testing.assert_array_equal(m(TOKENS, key=KEY), first)
+    assert all(np.array_equal(a, b) for a, b in zip(again, draws, strict=True))
+    draws.clear()
+    m(TOKENS, key=jax.random.key(5))  # afresh in every pass (a new key per step)
+    other = draws[:]
+    assert not any(np.array_equal(a, b) for a, b in zip(again, other, strict=True))
+    # Shared by the batch: two copies of one example get the same logits.
+    twins = jnp.stack([TOKENS[0], TOKENS[0]])
+    logits = m(twins, key=KEY)
+    np.testing.assert_allclose(logits[0], logits[1], rtol=1e-6, atol=1e-6)
+    per_example = model(name.replace("randomized_", "randomized_positions_"), False)(twins, key=KEY)
+    assert float(jnp.abs(per_example[0] - per_example[1]).max()) > 1e-4
+
+
 def test_shared_encoding_has_one_table_per_model_per_layer_otherwise():
     def tables(share):
         m = model("t5", True, share_encoding=share)

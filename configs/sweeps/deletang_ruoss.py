@@ -10,7 +10,12 @@ Generalization of Transformers").
 
 6 tasks (reverse, duplicate, sort, missing_duplicate, odds_first, binary addition) x 11
 encodings (none, sinusoidal, learned, rope, alibi, transformer_xl and the randomized variant of
-each encoding but none, positions drawn from [0, 2048)) = 66 runs of 2 seeds each.
+each encoding but none) = 66 runs of 2 seeds each. Randomized as in the official code
+(google-deepmind/randomized_positional_encodings): sinusoidal, learned and rope get positions
+drawn from [0, 2048) per sequence; alibi and transformer_xl get relative distances drawn from
+[1, 2048) in every layer ("randomized_alibi", "randomized_transformer_xl"; the sampled-positions
+variants are "randomized_positions_*"). ALiBi here is bidirectional with the official code's
++0.5 slope for keys on the left (the ALiBi adapter's default when causal=False).
 
 Task definitions, from Deletang et al.'s generators (google-deepmind/
 neural_networks_chomsky_hierarchy, tasks/): binary reverse (dcf/reverse_string.py), duplicate
@@ -48,8 +53,9 @@ TASKS = {
     "odds_first": odds_first,
     "addition": addition,  # binary, little-endian, operands split the digit budget
 }
-# Randomized positions are a sorted sample from [0, RANDOM_MAX) (Ruoss et al.: L_max = 2048,
-# which covers input + answer at length 500 for every task, duplicate's 1500 tokens included).
+# Randomized positions are a sorted sample from [0, RANDOM_MAX), randomized distances one from
+# [1, RANDOM_MAX) (Ruoss et al.: L_max = 2048, which covers input + answer at length 500 for
+# every task, duplicate's 1500 tokens included).
 RANDOM_MAX = 2048
 # (train max length, evaluated lengths) of each scale.
 LENGTHS = {
@@ -78,6 +84,8 @@ def get_config(arg: str | None = None):
         ("transformer_xl", "transformer_xl", {}),
     ]
     encodings = [encoding(label, name, **options) for label, name, options in plain]
+    # "randomized_<name>" is the official method of each: sampled positions for the absolute
+    # encodings and RoPE, sampled distances in every layer for alibi and transformer_xl.
     encodings += [
         encoding(
             f"randomized_{label}", f"randomized_{name}", **{**options, "max_length": RANDOM_MAX}

@@ -9,6 +9,7 @@ logits place:    alibi_slopes, alibi_bias, t5_relative_bucket, t5_bias, kerple_*
 content place:   shaw_relative_logits, shaw_relative_values, transformer_xl_logits, cope_logits
 data-dependent:  forgetting_bias, path_logits
 which positions: arange_positions, randomized_positions, shifted_positions
+which distances: randomized_distances, map_gaps
 """
 
 from pe_jax.encodings._absolute import (
@@ -48,7 +49,13 @@ from pe_jax.encodings._learned_bias import (
 from pe_jax.encodings._mrope import apply_mrope, default_mrope_section, mrope_config
 from pe_jax.encodings._path import path_logits
 from pe_jax.encodings._pope import apply_pope, clamp_phase_bias, pope_inv_freq, pope_scores
-from pe_jax.encodings._positions import arange_positions, randomized_positions, shifted_positions
+from pe_jax.encodings._positions import (
+    arange_positions,
+    map_gaps,
+    randomized_distances,
+    randomized_positions,
+    shifted_positions,
+)
 from pe_jax.encodings._rope import (
     LAYOUTS,
     apply_rope,
@@ -90,11 +97,13 @@ __all__ = [
     "integer_positions",
     "kerple_log_bias",
     "kerple_power_bias",
+    "map_gaps",
     "mrope_config",
     "normalized_positions",
     "path_logits",
     "pope_inv_freq",
     "pope_scores",
+    "randomized_distances",
     "randomized_positions",
     "rope_inv_freq",
     "sandwich_bias",

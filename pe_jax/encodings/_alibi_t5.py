@@ -20,6 +20,7 @@ from pe_jax._validate import (
     check_positive_int,
     check_rank,
 )
+from pe_jax.encodings._positions import map_gaps
 
 
 def pair_positions(q_positions, k_positions) -> tuple[jax.Array, jax.Array]:
@@ -74,31 +75,70 @@ def _alibi_slopes_list(num_heads: int) -> list[float]:
     return _alibi_slopes_list(n) + _alibi_slopes_list(2 * n)[0::2][: num_heads - n]
 
 
-def alibi_bias(q_positions, k_positions, *, slopes, bidirectional: bool = False) -> jax.Array:
+def alibi_bias(
+    q_positions,
+    k_positions,
+    *,
+    slopes,
+    bidirectional: bool = False,
+    left_offset: float = 0.0,
+    distances=None,
+) -> jax.Array:
     """ALiBi linear bias (Press et al. 2022): b_h(i, j) = -m_h * (i - j).
 
     Causal form (`bidirectional=False`, the paper's): -m_h * max(i - j, 0). Keys after the
     query (j > i) are expected to be masked by the caller; they get 0, the value at distance 0,
     as the reference implementations (lower-triangular distance matrix) do, so the bias never
-    holds inf/NaN. Bidirectional form (encoders; not in the paper): -m_h * |i - j|.
+    holds inf/NaN. Bidirectional form (encoders; not in the paper):
+
+        b_h(i, j) = -m_h * |i - j| + left_offset * m_h * [i > j].
+
+    The symmetric form (left_offset = 0) cannot tell a key on the left from one on the right.
+    Ruoss et al. 2023's official code (google-deepmind/randomized_positional_encodings,
+    `models/positional_encodings.py`) adds 0.5 * m_h on the strictly lower triangle (keys
+    before the query) "to (arbitrarily) break the symmetry": left_offset = 0.5.
+
+    With `distances` (Ruoss et al.'s randomized ALiBi, see `randomized_distances`), the gap
+    i - j is replaced by `map_gaps(i - j, distances)`: the n-th neighbour on either side sits at
+    the sampled distance distances[n].
 
     Args:
       q_positions: int [L] or [B, L], query positions i.
       k_positions: int [S] or [B, S], key positions j.
       slopes: float [H], e.g. `alibi_slopes(H)`; may be learned.
-      bidirectional: symmetric |i - j| form instead of the causal one.
+      bidirectional: the |i - j| form instead of the causal one.
+      left_offset: added (times m_h) to keys before the query; bidirectional only.
+      distances: optional int [N], the distance of each index gap (entry 0 is 0).
 
     Returns:
       float32 [1, H, L, S] (both positions 1-D) or [B, H, L, S].
 
     Raises:
-      ValueError: for non-integer positions, mismatched batch sizes or `slopes` not rank 1.
+      ValueError: for non-integer positions or distances, mismatched batch sizes, `slopes` not
+        rank 1, or a non-zero `left_offset` that is not a finite number or comes without
+        `bidirectional`.
     """
     q, k = pair_positions(q_positions, k_positions)
     slopes = head_vector("slopes", slopes)
-    distance = q - k
-    distance = jnp.abs(distance) if bidirectional else jnp.maximum(distance, 0)
-    return -slopes[:, None, None] * distance[:, None].astype(jnp.float32)
+    if (
+        isinstance(left_offset, bool)
+        or not isinstance(left_offset, int | float)
+        or not math.isfinite(left_offset)
+    ):
+        raise ValueError(f"left_offset must be a finite number, got {left_offset!r}.")
+    if left_offset and not bidirectional:
+        raise ValueError(
+            f"left_offset applies to bidirectional biases only, got {left_offset!r} with "
+            "bidirectional=False."
+        )
+    gap = q - k
+    if distances is not None:
+        gap = map_gaps(gap, distances)
+    if bidirectional:
+        distance = jnp.abs(gap).astype(jnp.float32) - left_offset * (gap > 0)
+    else:
+        distance = jnp.maximum(gap, 0).astype(jnp.float32)
+    return -slopes[:, None, None] * distance[:, None]
 
 
 def _check_t5_buckets(num_buckets, max_distance, bidirectional: bool) -> tuple[int, int, float]:

@@ -10,6 +10,8 @@ activations do not round the positional part of the logits.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
@@ -218,6 +220,7 @@ def transformer_xl_logits(
     v: jax.Array,
     w_r: jax.Array,
     max_wavelength: float = 10000.0,
+    distances: jax.Array | None = None,
 ) -> jax.Array:
     """Transformer-XL relative terms (Dai et al. 2019, sec. 3.3): (b) + (c) + (d) of
 
@@ -236,6 +239,11 @@ def transformer_xl_logits(
     per (batch, head). As with RoPE, float32 angles of large positions are rounded, so a
     shift of all positions changes the terms by rounding only.
 
+    With `distances` (Ruoss et al. 2023's randomized Transformer-XL, see
+    `randomized_distances`), R is taken at the sampled signed distance
+    d = `map_gaps(q_pos - k_pos, distances)`: z = y . R_d is formed for the 2N - 1 signed
+    distances of the table ([B, H, L, 2N - 1]) and gathered by gap, as for Shaw's table.
+
     Args:
       q: queries [B, L, H, K].
       k: keys [B, S, H, K].
@@ -245,12 +253,13 @@ def transformer_xl_logits(
       v: position bias [H, K].
       w_r: projection of the sinusoid [D_r, H, K], D_r even.
       max_wavelength: w > 0.
+      distances: optional int [N], the distance of each index gap (entry 0 is 0).
 
     Returns:
       float32 [B, H, L, S], unscaled (the attention adds q.k and divides by sqrt(K)).
 
     Raises:
-      ValueError: bad ranks or shapes, odd D_r, non-integer positions.
+      ValueError: bad ranks or shapes, odd D_r, non-integer positions or distances.
     """
     q, k = _activations("q", q), _activations("k", k)
     _same_heads(q, k)
@@ -272,6 +281,14 @@ def transformer_xl_logits(
 
     y = jnp.einsum("blhk,rhk->bhlr", q + v, w_r)
     y_sin, y_cos = y[..., 0::2], y[..., 1::2]
+    content_bias = jnp.einsum("hk,bshk->bhs", u, k)[:, :, None, :]
+    if distances is not None:
+        return (
+            _mapped_position_terms(
+                y_sin, y_cos, q_positions, k_positions, distances, max_wavelength
+            )
+            + content_bias
+        )
     sin_q, cos_q = _sin_cos(q_positions, rel_dim, max_wavelength)
     # Positions [L] or [B, L] -> [1|B, 1, L, F] to broadcast over heads.
     sin_q, cos_q = (x[None, None] if x.ndim == 2 else x[:, None] for x in (sin_q, cos_q))
@@ -280,8 +297,22 @@ def transformer_xl_logits(
     right = jnp.concatenate([cos_k, sin_k], -1)
     right = jnp.broadcast_to(right, (batch, keys, rel_dim))
     position_terms = jnp.einsum("bhlf,bsf->bhls", left, right)
-    content_bias = jnp.einsum("hk,bshk->bhs", u, k)[:, :, None, :]
     return position_terms + content_bias
+
+
+def _mapped_position_terms(y_sin, y_cos, q_positions, k_positions, distances, max_wavelength):
+    """(b) + (d) with R at the signed distances of the `distances` table, [B, H, L, S]."""
+    distances = check_int_positions("distances", distances, min_ndim=1, max_ndim=1)
+    last = distances.shape[0] - 1
+    signed = jnp.concatenate([-distances[:0:-1], distances])  # gaps -last .. last
+    sin_r, cos_r = _sin_cos(signed, 2 * y_sin.shape[-1], max_wavelength)
+    z = jnp.einsum("bhlf,rf->bhlr", y_sin, sin_r) + jnp.einsum("bhlf,rf->bhlr", y_cos, cos_r)
+    gap = q_positions[..., :, None] - k_positions[..., None, :]
+    index = jnp.clip(gap, -last, last) + last
+    index = index[None, None] if index.ndim == 2 else index[:, None]
+    batch, heads, length, _ = z.shape
+    index = jnp.broadcast_to(index, (batch, heads, length, index.shape[-1]))
+    return jnp.take_along_axis(z, index, axis=-1)
 
 
 def init_transformer_xl_params(
@@ -328,14 +359,16 @@ def cope_logits(
     """Contextual position logit terms (Golovneva et al. 2024, "Contextual Position Encoding:
     Learning to Count What's Important").
 
-        g_ij = sigmoid(q_i . k_j),   p_ij = min(sum_{t=j}^{i} g_it, npos - 1),
-        z_i[p] = q_i . e[p],         term_ij = w z_i[ceil p_ij] + (1 - w) z_i[floor p_ij],
-                                     w = p_ij - floor p_ij.
+        g_ij = sigmoid(q_i . k_j / sqrt(K)),   p_ij = min(sum_{t=j}^{i} g_it, npos - 1),
+        z_i[p] = q_i . e[p],   term_ij = w z_i[ceil p_ij] + (1 - w) z_i[floor p_ij],
+                               w = p_ij - floor p_ij.
 
-    Gates use the unscaled q.k of the paper's equations (its code snippet applies the sigmoid
-    to the logits after the 1/sqrt(K) scaling, and adds q.e after it: the learned e absorbs
-    that factor of sqrt(K)). Masked keys (mask False, or j after the
-    query when causal) get gate 0, so they add nothing to any count, and their own term is 0.
+    Gates are the sigmoid of the attention's own scaled logit q.k / sqrt(K), as in the
+    paper's code snippet (the sigmoid of the logits after the 1/sqrt(K) scaling) and in
+    x-transformers' CoPE (sigmoid of `sim`, already multiplied by the scale). Both add q.e
+    after the scaling, while this term is returned unscaled and divided by sqrt(K) with q.k:
+    the learned e absorbs that factor. Masked keys (mask False, or j after the query when
+    causal) get gate 0, so they add nothing to any count, and their own term is 0.
 
     Query i sits at key index i + S - L (queries are the last L of the S keys, as when decoding
     with a KV cache); for L == S this is the usual j <= i.
@@ -382,7 +415,9 @@ def cope_logits(
     if causal:
         keep = keep & (key_index <= query_index)
 
-    gates = jnp.where(keep, jax.nn.sigmoid(jnp.einsum("blhk,bshk->bhls", q, k)), 0.0)
+    # The attention's scaled logit, formed as the attention forms it.
+    scaled = jnp.einsum("blhk,bshk->bhls", q, k) * (1.0 / math.sqrt(head_dim))
+    gates = jnp.where(keep, jax.nn.sigmoid(scaled), 0.0)
     if causal:
         # Gates after the query are 0, so a suffix sum is sum_{t=j}^{i}, as in the paper.
         positions = jax.lax.cumsum(gates, axis=3, reverse=True)

@@ -1,4 +1,5 @@
-"""Which positions are fed to an encoding: arange, randomized (Ruoss et al. 2023), shifted.
+"""Which positions are fed to an encoding: arange, randomized (Ruoss et al. 2023), shifted;
+and the randomized relative distances of Ruoss et al.'s relative encodings.
 
 NoPE (Kazemnejad et al. 2023) is the absence of an encoding, not a choice of positions: use the
 "none" adapter in `pe_jax.nn`.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from pe_jax._validate import check_positive_int
+from pe_jax._validate import check_int_positions, check_positive_int
 
 
 def _check_batch_size(batch_size):
@@ -145,6 +146,64 @@ def shifted_positions(
     n = lengths.astype(jnp.int32)[:, None]
     offset = jax.random.randint(key, (batch_size, 1), 0, max_shift + length - n + 1)
     return offset.astype(jnp.int32) + jnp.minimum(index, jnp.maximum(n, 1) - 1)
+
+
+def randomized_distances(key: jax.Array, length: int, *, max_length: int) -> jax.Array:
+    """Distances of index gaps 0..L-1: 0, then a sorted sample of L - 1 distinct distances.
+
+    Ruoss et al. 2023, "Randomized Positional Encodings Boost Length Generalization of
+    Transformers": the official code (google-deepmind/randomized_positional_encodings,
+    `models/positional_encodings.py`) randomizes its relative encodings (ALiBi and
+    Transformer-XL) by sampling the *distances*, not positions: L - 1 distinct values from
+    [1, max_length), sorted, so that the n-th nearest key on either side is at distance d_n.
+    It draws them afresh in every attention layer's forward pass, shared by the batch.
+
+    Args:
+      key: PRNG key.
+      length: L >= 1 (the number of keys; gaps 0..L-1 occur).
+      max_length: L_max >= length; distances are drawn from [1, L_max).
+
+    Returns:
+      int32 [L]: entry n is the distance of index gap n; entry 0 is 0 and the rest strictly
+      increase within [1, max_length). Use with `map_gaps`.
+
+    Raises:
+      ValueError: length < 1 or max_length < length.
+    """
+    length = check_positive_int("length", length)
+    max_length = check_positive_int("max_length", max_length)
+    if max_length < length:
+        raise ValueError(f"max_length must be >= length ({length}), got {max_length}.")
+    if length == 1:
+        return jnp.zeros((1,), jnp.int32)
+    # Top-(L-1) of i.i.d. uniform scores over the L_max - 1 candidates is a uniform subset
+    # without replacement.
+    _, idx = jax.lax.top_k(jax.random.uniform(key, (max_length - 1,)), length - 1)
+    sample = jnp.sort(idx).astype(jnp.int32) + 1
+    return jnp.concatenate([jnp.zeros((1,), jnp.int32), sample])
+
+
+def map_gaps(gaps: jax.Array, distances: jax.Array) -> jax.Array:
+    """Signed gaps g -> sign(g) * distances[min(|g|, N - 1)]: relative distances from a table.
+
+    With `distances` from `randomized_distances`, each side of a query sees its n-th
+    neighbour at the sampled distance d_n, mirrored (as Ruoss et al.'s code does for one
+    randomized side). Gaps beyond N - 1 take the last entry.
+
+    Args:
+      gaps: int array of any shape, e.g. q_pos - k_pos.
+      distances: int [N], N >= 1; entry 0 should be 0.
+
+    Returns:
+      int32, shaped like `gaps`.
+
+    Raises:
+      ValueError: non-integer arguments, or `distances` not of rank 1.
+    """
+    gaps = check_int_positions("gaps", gaps, min_ndim=0, max_ndim=jnp.ndim(gaps))
+    distances = check_int_positions("distances", distances, min_ndim=1, max_ndim=1)
+    magnitude = distances[jnp.minimum(jnp.abs(gaps), distances.shape[0] - 1)]
+    return jnp.sign(gaps) * magnitude
 
 
 def _check_lengths(lengths: jax.Array, batch_size: int | None) -> int:

@@ -57,7 +57,8 @@ def rope_inv_freq(
     - "linear", position interpolation (Chen et al. 2023): theta_i / factor.
     - "dynamic", dynamic NTK-aware scaling (bloc97 and emozilla, 2023): with
       s = max(seq_len, L0), base' = base * (factor * s / L0 - (factor - 1)) ** (d / (d - 2)),
-      theta_i = base' ** (-2i / d); identical to "default" when seq_len <= L0.
+      theta_i = base' ** (-2i / d); identical to "default" when seq_len <= L0, and when seq_len
+      is None (HF's initial frequencies: it then takes s = L0).
     - "yarn" (Peng et al. 2023, YaRN): correction dims c(beta) = d ln(L0 / (2 pi beta)) /
       (2 ln base); lo = c(beta_fast), hi = c(beta_slow) (floor / ceil when truncate), clipped to
       [0, d - 1]; ramp r_i = clip((i - lo) / (hi - lo), 0, 1) (hi += 0.001 when lo == hi);
@@ -92,8 +93,9 @@ def rope_inv_freq(
       rotary_dim: d, the number of rotated channels; an even int >= 2 (>= 4 for "dynamic").
       base: RoPE base (HF `rope_theta`), > 0 (> 1 for "yarn").
       scaling: None (same as {"rope_type": "default"}) or a dict as described above.
-      seq_len: current sequence length, an int >= 1; required by "dynamic", chooses the
-        long/short factors of "longrope", ignored by the other types.
+      seq_len: current sequence length, an int >= 1, or None (e.g. at initialisation); sets
+        the "dynamic" base (None: the default frequencies), chooses the long/short factors of
+        "longrope", ignored by the other types.
       proportion: p-RoPE fraction of frequencies kept, in (0, 1]; 1.0 keeps all.
 
     Returns:
@@ -104,8 +106,8 @@ def rope_inv_freq(
     Raises:
       ValueError: rotary_dim odd or < 2; base <= 0; proportion outside (0, 1]; seq_len not an
         int >= 1; scaling not a dict; unknown rope_type or key; a required key missing (named);
-        factor < 1; a malformed value; "dynamic" without seq_len; longrope factor lists whose
-        length is not rotary_dim // 2; llama3 high_freq_factor <= low_freq_factor.
+        factor < 1; a malformed value; longrope factor lists whose length is not
+        rotary_dim // 2; llama3 high_freq_factor <= low_freq_factor.
     """
     if isinstance(rotary_dim, bool) or not isinstance(rotary_dim, int | np.integer):
         raise ValueError(f"rotary_dim must be an even integer >= 2, got {rotary_dim!r}.")
@@ -239,13 +241,12 @@ def _inferred_factor(scaling: Mapping, rope_type: str, original: int) -> float:
 def _dynamic(scaling: Mapping, dim: int, base: float, seq_len: int | None) -> np.ndarray:
     factor = _factor(scaling, "dynamic")
     original = _original_length(scaling, "dynamic")
-    if seq_len is None:
-        raise ValueError("seq_len is required for rope_type 'dynamic', got None.")
     if dim < 4:
         raise ValueError(
             f"rotary_dim must be >= 4 for rope_type 'dynamic' (exponent d / (d - 2)), got {dim}."
         )
-    length = max(seq_len, original)
+    # HF's _compute_dynamic_ntk_parameters: seq_len defaults to L0 (e.g. at init time).
+    length = original if seq_len is None else max(seq_len, original)
     new_base = base * (factor * length / original - (factor - 1.0)) ** (dim / (dim - 2))
     return new_base ** -(np.arange(0, dim, 2, dtype=np.float64) / dim)
 

@@ -46,18 +46,37 @@ class ALiBi(Encoding):
     geometric head slopes m_h = 2^(-8h/H).
 
     `causal` comes from the model: causal uses -m_h max(i - j, 0) (keys after the query are
-    masked anyway), bidirectional the symmetric -m_h |i - j|.
+    masked anyway). Bidirectional models (the encoder protocol) use by default the form of
+    Ruoss et al. 2023's official code, -m_h |i - j| + 0.5 m_h for keys before the query, so
+    that left and right differ; symmetric=True gives the symmetric -m_h |i - j| instead.
+
+    Options: symmetric (False; bidirectional models only).
     """
 
-    def __init__(self, num_heads: int, *, causal: bool = True):
+    # Ruoss et al.'s symmetry-breaking offset, in units of the head slope.
+    LEFT_OFFSET = 0.5
+
+    def __init__(self, num_heads: int, *, causal: bool = True, symmetric: bool = False):
         # Concrete even under nnx.eval_shape / jit, so the slopes can be a static attribute.
         with jax.ensure_compile_time_eval():
             self.slopes = tuple(float(m) for m in jax.device_get(alibi_slopes(num_heads)))
         self.causal = check_bool("causal", causal)
+        symmetric = check_bool("symmetric", symmetric)
+        self.left_offset = 0.0 if self.causal or symmetric else self.LEFT_OFFSET
 
-    def bias(self, q_positions: jax.Array, k_positions: jax.Array) -> jax.Array:
-        slopes = jnp.asarray(self.slopes, jnp.float32)
-        return alibi_bias(q_positions, k_positions, slopes=slopes, bidirectional=not self.causal)
+    def bias(
+        self, q_positions: jax.Array, k_positions: jax.Array, *, distances: jax.Array | None = None
+    ) -> jax.Array:
+        """The hook; `distances` (int [N], see `randomized_distances`) replaces index gaps by
+        sampled distances (Ruoss et al.'s randomized ALiBi)."""
+        return alibi_bias(
+            q_positions,
+            k_positions,
+            slopes=jnp.asarray(self.slopes, jnp.float32),
+            bidirectional=not self.causal,
+            left_offset=self.left_offset,
+            distances=distances,
+        )
 
 
 class T5RelativeBias(Encoding):

@@ -132,7 +132,10 @@ class TransformerXLRelative(Encoding):
         k_positions: jax.Array,
         *,
         mask: jax.Array | None = None,
+        distances: jax.Array | None = None,
     ) -> jax.Array:
+        """The hook; `distances` (int [N], see `randomized_distances`) replaces index gaps by
+        sampled distances (Ruoss et al.'s randomized Transformer-XL)."""
         del mask
         return transformer_xl_logits(
             q,
@@ -143,13 +146,15 @@ class TransformerXLRelative(Encoding):
             v=self.v[...],
             w_r=self.w_r[...],
             max_wavelength=self.max_wavelength,
+            distances=distances,
         )
 
 
 class CoPE(Encoding):
     """Contextual position encoding (Golovneva et al. 2024, "Contextual Position Encoding:
     Learning to Count What's Important"): positions are counts of sigmoid gates
-    p_ij = sum_{t=j}^{i} sigmoid(q_i.k_t), interpolated into a learned table e [npos, K].
+    p_ij = sum_{t=j}^{i} sigmoid(q_i.k_t / sqrt(K)) (the attention's scaled logit, as in the
+    authors' code), interpolated into a learned table e [npos, K].
 
     Ignores the integer positions. Options: npos (counts are clipped to npos - 1), per_head
     (one table per head), stddev (normal init; 0 gives the paper's zeros). `causal` comes from

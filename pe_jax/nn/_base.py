@@ -31,6 +31,9 @@ class Encoding(nnx.Module):
         ...); only such adapters get one instance per layer when the model does not share them.
       replaces_qk: `input_bias` is the whole logit (PoPE, PaTH): attention feeds zero queries,
         so q.k vanishes exactly and only the bias remains.
+      draws_per_layer: the attention hooks draw random numbers afresh in every layer (Ruoss et
+        al.'s randomized relative encodings): the model calls `for_layer(key)` with a key of
+        its own for each layer and uses the returned encoding's hooks in that layer.
     """
 
     uses_content: bool = False
@@ -39,6 +42,7 @@ class Encoding(nnx.Module):
     supports_decoding: bool = True
     attention_params: bool = False
     replaces_qk: bool = False
+    draws_per_layer: bool = False
 
     def positions(
         self,
@@ -54,6 +58,14 @@ class Encoding(nnx.Module):
         """
         del key, lengths
         return positions
+
+    def for_layer(self, key: jax.Array | None) -> Encoding:
+        """The encoding whose attention hooks one layer uses; `key` is that layer's PRNG key.
+
+        Itself, unless `draws_per_layer`: then a view of it bound to the layer's draw.
+        """
+        del key
+        return self
 
     def embed(self, x: jax.Array, positions: jax.Array) -> jax.Array:
         """Input place: x [B, L, D] -> [B, L, D]."""

@@ -4,6 +4,11 @@ Names map to adapter classes. Which positions are fed is orthogonal to the encod
 randomized (Ruoss et al. 2023) and shifted variants of every 1-D position-based encoding are
 not classes of their own: "randomized_<name>" and "shifted_<name>" wrap the "<name>" adapter
 in `RandomizedPositions`, which only replaces the `positions` hook.
+
+Exception: "randomized_alibi" and "randomized_transformer_xl" are the method of Ruoss et al.'s
+official code for relative encodings, which samples the relative distances in every layer
+(`RandomizedDistances`); the sampled-positions variants of these two are
+"randomized_positions_alibi" and "randomized_positions_transformer_xl".
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from pe_jax.nn._adapters_pope import PoPE
 from pe_jax.nn._adapters_qk import AxialRoPE, RoPE, RoPE2D, RoPEComplex, RoPEMixed, XPos
 from pe_jax.nn._adapters_rope_variants import HoPE, MRoPE
 from pe_jax.nn._base import Encoding
+from pe_jax.nn._randomized_distances import RandomizedDistances
 
 DEFAULT_RANDOMIZED_MAX_LENGTH = 2048  # Ruoss et al. 2023 sample from [0, 2048).
 
@@ -106,6 +112,10 @@ _POSITION_BASED = (
     "transformer_xl",
 )
 _MODES = {"randomized": "sorted", "shifted": "shift"}
+# Relative encodings whose official randomization (Ruoss et al. 2023's code) samples distances:
+# "randomized_<name>" is that method, "randomized_positions_<name>" samples positions.
+_DISTANCE_BASED = ("alibi", "transformer_xl")
+_POSITIONS_PREFIX = "randomized_positions_"
 
 # Constructor arguments supplied by the model rather than by options.
 STRUCTURAL = ("width", "num_heads", "head_dim", "causal", "rngs")
@@ -205,10 +215,14 @@ class RandomizedPositions(Encoding):
 
 
 def _split_name(name: str) -> tuple[str | None, str]:
-    """'randomized_rope' -> ('sorted', 'rope'); 'rope' -> (None, 'rope')."""
+    """'randomized_rope' -> ('sorted', 'rope'); 'randomized_alibi' -> ('distances', 'alibi');
+    'randomized_positions_alibi' -> ('sorted', 'alibi'); 'rope' -> (None, 'rope')."""
+    if name.startswith(_POSITIONS_PREFIX) and name[len(_POSITIONS_PREFIX) :] in _DISTANCE_BASED:
+        return "sorted", name[len(_POSITIONS_PREFIX) :]
     prefix, _, base = name.partition("_")
     if prefix in _MODES and base in _POSITION_BASED:
-        return _MODES[prefix], base
+        mode = _MODES[prefix]
+        return ("distances" if mode == "sorted" and base in _DISTANCE_BASED else mode), base
     return None, name
 
 
@@ -216,6 +230,7 @@ def list_encodings() -> list[str]:
     """All registered encoding names, sorted."""
     names = list(_ADAPTERS)
     names += [f"{prefix}_{base}" for prefix in _MODES for base in _POSITION_BASED]
+    names += [_POSITIONS_PREFIX + base for base in _DISTANCE_BASED]
     return sorted(names)
 
 
@@ -250,7 +265,9 @@ def encoding_doc(name: str) -> str:
     """
     mode, cls = _lookup(name)
     doc = inspect.cleandoc(cls.__doc__ or "")
-    if mode is not None:
+    if mode == "distances":
+        doc = inspect.cleandoc(RandomizedDistances.__doc__) + "\n\nOver:\n" + doc
+    elif mode is not None:
         doc = inspect.cleandoc(RandomizedPositions.__doc__) + f'\n\nmode="{mode}" over:\n' + doc
     options = ", ".join(f"{n}={d!r}" for n, d in _option_defaults(mode, cls).items())
     return f"{name}: {doc}\n\nOptions: {options or '(none)'}"
@@ -276,7 +293,8 @@ def make_encoding(
       rngs: NNX rngs; `rngs.params()` initialises learned parameters.
       causal: whether the model's attention is causal (T5 buckets, ALiBi, CoPE use it).
       **options: the encoding's own options (see `encoding_doc(name)`); "randomized_*" and
-        "shifted_*" names also take max_length (default 2048), which a learned table shares.
+        "shifted_*" names also take max_length (default 2048; for randomized distances, the
+        L_max of [1, L_max)), which a learned table shares.
 
     Returns:
       An `Encoding` (nnx.Module).
@@ -303,6 +321,8 @@ def make_encoding(
     if "max_length" in parameters:
         # A learned table must cover every position the sampler can draw.
         options["max_length"] = max_length
+    if mode == "distances":
+        return RandomizedDistances(cls(**kwargs, **options), max_length=max_length)
     return RandomizedPositions(cls(**kwargs, **options), max_length=max_length, mode=mode)
 
 

@@ -94,7 +94,8 @@ class Transformer(nnx.Module):
     -> Linear -> float32 logits. Attention hooks (rotate, bias, content) come from
     `self.encoding` when `config.share_encoding` or when the encoding learns no attention
     parameters, in which case its bias is computed once per forward pass; otherwise block i
-    uses `self.layer_encodings[i]` (block 0 uses `self.encoding` itself).
+    uses `self.layer_encodings[i]` (block 0 uses `self.encoding` itself). Encodings that draw
+    per layer get each block's own key through `layer_encoding` (bias computed per block).
     """
 
     def __init__(self, config: TransformerConfig, *, rngs: nnx.Rngs):
@@ -125,6 +126,19 @@ class Transformer(nnx.Module):
             causal=config.causal,
             **config.options,
         )
+
+    def layer_encoding(self, layer: int, key: jax.Array | None) -> Encoding:
+        """The encoding whose attention hooks block `layer` uses in a pass keyed by `key`.
+
+        For encodings that draw per layer (`draws_per_layer`, e.g. randomized_alibi), its
+        `for_layer` view with the layer's key fold_in(key, 2 * num_layers + 2 + layer), an index
+        that the positions (0) and dropout (1 .. 2 * num_layers + 1) keys do not use.
+        """
+        encoding = self.layer_encodings[layer] if self.per_layer else self.encoding
+        if not encoding.draws_per_layer:
+            return encoding
+        index = 2 * len(self.blocks) + 2 + layer
+        return encoding.for_layer(None if key is None else jax.random.fold_in(key, index))
 
     def embed_tokens(self, tokens: jax.Array) -> jax.Array:
         """Token embeddings [B, L, D] (compute dtype) of int tokens [B, L], before any encoding."""
@@ -296,7 +310,8 @@ class Transformer(nnx.Module):
 
         x = self.encoding.embed(x, positions)
         x = self.dropout(x, deterministic=deterministic, rngs=dropout_key(1))
-        shared_bias = None if self.per_layer else self.encoding.bias(positions, k_positions)
+        layer_bias = self.per_layer or self.encoding.draws_per_layer
+        shared_bias = None if layer_bias else self.encoding.bias(positions, k_positions)
         new_cache = []
         for i, block in enumerate(self.blocks):
             keys = None
@@ -304,10 +319,10 @@ class Transformer(nnx.Module):
                 keys = (dropout_key(2 + 2 * i), dropout_key(3 + 2 * i))
             x, layer_cache = block(
                 x,
-                encoding=self.layer_encodings[i] if self.per_layer else self.encoding,
+                encoding=self.layer_encoding(i, key),
                 positions=positions,
                 bias=shared_bias,
-                layer_bias=self.per_layer,
+                layer_bias=layer_bias,
                 mask=attn_mask,
                 is_causal=is_causal,
                 cache=None if cache is None else cache[i],
