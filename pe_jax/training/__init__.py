@@ -6,7 +6,13 @@ from pe_jax.training._mesh import check_divisible, make_mesh
 from pe_jax.training._optim import make_optimizer, make_schedule
 from pe_jax.training._run import NonFiniteError, train_and_evaluate
 from pe_jax.training._settings import Settings, settings_from_config
-from pe_jax.training._step import TrainProgram, make_train_program, model_split
+from pe_jax.training._step import (
+    TrainProgram,
+    abstract_state,
+    make_train_program,
+    model_split,
+    seed_keys,
+)
 from pe_jax.training._sweep import SweepRun, expand_sweep, run_sweep, select_runs
 
 __all__ = [
@@ -15,6 +21,7 @@ __all__ = [
     "Settings",
     "SweepRun",
     "TrainProgram",
+    "abstract_state",
     "check_divisible",
     "expand_sweep",
     "initialize_distributed",
@@ -26,6 +33,7 @@ __all__ = [
     "make_train_program",
     "model_split",
     "run_sweep",
+    "seed_keys",
     "select_runs",
     "settings_from_config",
     "train_and_evaluate",
