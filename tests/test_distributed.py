@@ -25,7 +25,6 @@ from jax.sharding import PartitionSpec as P
 from configs.copy import get_config
 from pe_jax.training import (
     make_mesh,
-    make_optimizer,
     make_train_program,
     settings_from_config,
     train_and_evaluate,
@@ -58,19 +57,7 @@ def config(arg: str = ARG, **fields):
 def build(c, mesh):
     """The runner's training program for config `c` on `mesh`."""
     s = settings_from_config(c)
-    program = make_train_program(
-        model_config=s.model,
-        task=s.task,
-        layout=s.protocol,
-        tx=make_optimizer(**s.optimizer),
-        batch_size=s.batch_size,
-        min_length=s.min_length,
-        max_length=s.max_length,
-        width=s.train_width,
-        mesh=mesh,
-        seed_loop=s.seed_loop,
-    )
-    return s, program
+    return s, make_train_program(s, mesh)
 
 
 def train(program, mesh, seeds, steps):

@@ -50,3 +50,38 @@ def test_teacher_forced_exact_match_equals_greedy_decoding(tmp_path):
     greedy = (answer == targets).all(-1)
     np.testing.assert_array_equal(teacher_forced, greedy)
     assert 0 < teacher_forced.sum()  # the model learned something, so the check has teeth
+
+
+def test_on_program_sees_each_bucket_once_and_wraps_every_call():
+    from pe_jax.training import make_mesh, make_train_program, seed_keys, settings_from_config
+
+    settings = settings_from_config(get_config("smoke"))
+    mesh = make_mesh()
+    with jax.set_mesh(mesh):
+        program = make_train_program(settings, mesh)
+        state = program.init(seed_keys(settings.seeds))
+    built, calls = [], []
+
+    def on_program(width, compiled):
+        built.append(width)
+
+        def counted(*args):
+            calls.append(width)
+            return compiled(*args)
+
+        return counted
+
+    lengths = [1, 2, 3, 9]
+    out = evaluate(
+        state,
+        program.graphdef,
+        task=settings.task,
+        layout=settings.protocol,
+        lengths=lengths,
+        samples=4,
+        on_program=on_program,
+    )
+    assert built == sorted(set(out["widths"])) and len(built) >= 2
+    assert calls == out["widths"] and len(calls) == len(lengths)
+    assert out["num_compilations"] == len(built) + 1  # the buckets and the sampler
+    assert out["metrics"]["loss"].shape == (len(settings.seeds), len(lengths))

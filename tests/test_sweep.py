@@ -82,8 +82,8 @@ def test_each_run_lies_in_its_folder_with_its_encoding_and_all_seeds(sweep):
     ]
     for run in runs:
         assert run.seeds == [0, 1]
-        assert run.results["steps"] == 20
-        assert run.results["num_compilations"]["train_step"] == 1  # seeds in one program
+        assert run.results.steps == 20
+        assert run.results.num_compilations["train_step"] == 1  # seeds in one program
 
 
 def test_report_of_the_smoke_sweep_matches_its_results(sweep):

@@ -182,3 +182,34 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     lines = (killed / "metrics.jsonl").read_text().splitlines()
     logged = [json.loads(line)["step"] for line in lines if "event" not in line]
     assert logged == list(range(1, steps + 1))  # no duplicated or lost records after resume
+
+
+def test_abstract_state_is_the_state_of_a_real_model_built_once(monkeypatch):
+    from pe_jax.nn import Transformer
+    from pe_jax.training import abstract_state, make_mesh, make_train_program, seed_keys
+    from pe_jax.training._settings import settings_from_config
+
+    settings = settings_from_config(tiny(seeds=(0, 1)))
+    mesh = make_mesh()
+    builds = []
+    original = Transformer.__init__
+
+    def counting(self, *args, **kwargs):
+        builds.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Transformer, "__init__", counting)
+    with jax.set_mesh(mesh):
+        program = make_train_program(settings, mesh)
+        state = program.init(seed_keys(settings.seeds))
+        program.step(state, seed_keys(settings.seeds), np.int32(0))
+    assert len(builds) == 1  # the abstract state, init and the step share one build
+    graphdef, abstract = abstract_state(settings, mesh)
+    assert len(builds) == 2  # one more for the standalone abstract state, no program
+
+    def shape_of(tree):
+        return jax.tree.map(lambda x: (x.shape, x.dtype), tree)
+
+    assert shape_of(abstract) == shape_of(state) == shape_of(program.abstract_state)
+    assert jax.tree.leaves(abstract["params"])[0].shape[0] == 2  # the seed axis
+    assert graphdef == program.graphdef

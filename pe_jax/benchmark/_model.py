@@ -3,7 +3,6 @@ dispatch per step, and the evaluation sweep over lengths."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import statistics
 import time
@@ -14,13 +13,10 @@ import jax
 import jax.numpy as jnp
 
 from pe_jax.benchmark._timing import measure_chain
-from pe_jax.evaluation import _evaluate
-from pe_jax.evaluation._evaluate import bucket_width, evaluate
-from pe_jax.nn._config import TransformerConfig
-from pe_jax.tasks import get_task
-from pe_jax.training._mesh import make_mesh
-from pe_jax.training._optim import make_optimizer
-from pe_jax.training._step import TrainProgram, make_train_program
+from pe_jax.evaluation import evaluate
+from pe_jax.nn import TransformerConfig
+from pe_jax.tasks import bucket_width, get_task
+from pe_jax.training import Settings, TrainProgram, make_mesh, make_train_program, seed_keys
 
 LAYOUT = "encoder"
 
@@ -65,6 +61,28 @@ class ReferenceModel:
         """Padded width W of a training batch (the slots of the longest training example)."""
         return get_task(self.task).width(self.max_length, LAYOUT)
 
+    def settings(self, encoding: str, *, num_seeds: int = 1, seed_loop: str = "auto") -> Settings:
+        """The run `Settings` of this model's training step (the evaluation fields are unused)."""
+        return Settings(
+            task=get_task(self.task),
+            protocol=LAYOUT,
+            model=self.model_config(encoding),
+            seeds=tuple(range(num_seeds)),
+            steps=10**9,
+            batch_size=self.batch_size,
+            min_length=1,
+            max_length=self.max_length,
+            train_width=self.train_width,
+            optimizer=dict(learning_rate=self.learning_rate, total_steps=10**9, clip_norm=1.0),
+            log_every=10,
+            checkpoint_every=10**9,
+            eval_lengths=(self.max_length,),
+            eval_samples=1,
+            eval_seed=0,
+            mesh_shape=None,
+            seed_loop=seed_loop,
+        )
+
     @property
     def tokens_per_step(self) -> int:
         """Token slots per seed per step, B x W."""
@@ -75,21 +93,9 @@ def build_program(
     model: ReferenceModel, encoding: str, *, num_seeds: int = 1, seed_loop: str = "auto"
 ) -> tuple[TrainProgram, dict, jax.Array]:
     """The runner's seed-vmapped training program for `model`, its initial state and seed keys."""
-    task = get_task(model.task)
-    tx = make_optimizer(learning_rate=model.learning_rate, total_steps=10**9, clip_norm=1.0)
-    program = make_train_program(
-        model_config=model.model_config(encoding),
-        task=task,
-        layout=LAYOUT,
-        tx=tx,
-        batch_size=model.batch_size,
-        min_length=1,
-        max_length=model.max_length,
-        width=model.train_width,
-        mesh=make_mesh(),
-        seed_loop=seed_loop,
-    )
-    keys = jnp.stack([jax.random.key(seed) for seed in range(num_seeds)])
+    settings = model.settings(encoding, num_seeds=num_seeds, seed_loop=seed_loop)
+    program = make_train_program(settings, make_mesh())
+    keys = seed_keys(settings.seeds)
     return program, program.init(keys), keys
 
 
@@ -224,18 +230,14 @@ def bucket_sample(model: ReferenceModel, lengths: Sequence[int], per_bucket: int
     return sorted(picked)
 
 
-@contextlib.contextmanager
 def _timed_eval_programs(times: dict[int, list[float]]):
-    """Wraps evaluate's per-bucket programs so that each call's time is recorded by width.
+    """An `evaluate` on_program hook that records each call's time by padded width.
 
     Instrumentation only: the wrapper waits for each call (evaluate itself does not), which
     costs nothing measurable next to a forward pass of 64 examples.
     """
-    original = _evaluate.make_eval_program
 
-    def make(graphdef, *, width):
-        program = original(graphdef, width=width)
-
+    def on_program(width, program):
         def timed(*args):
             start = time.perf_counter()
             out = jax.block_until_ready(program(*args))
@@ -244,11 +246,7 @@ def _timed_eval_programs(times: dict[int, list[float]]):
 
         return timed
 
-    _evaluate.make_eval_program = make
-    try:
-        yield
-    finally:
-        _evaluate.make_eval_program = original
+    return on_program
 
 
 def eval_sweep(
@@ -273,7 +271,7 @@ def eval_sweep(
     with jax.set_mesh(make_mesh()):
         program, state, _ = build_program(model, encoding)
         jax.block_until_ready(state)
-        with _CompileCounter() as counter, _timed_eval_programs(times):
+        with _CompileCounter() as counter:
             start = time.perf_counter()
             result = evaluate(
                 state,
@@ -282,6 +280,7 @@ def eval_sweep(
                 layout=LAYOUT,
                 lengths=sweep,
                 samples=samples,
+                on_program=_timed_eval_programs(times),
             )
             wall = time.perf_counter() - start
     task = get_task(model.task)

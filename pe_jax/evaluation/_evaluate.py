@@ -9,36 +9,17 @@ bucketed evaluation equals unpadded evaluation up to float rounding (padding is 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from pe_jax.evaluation._metrics import masked_metrics
-from pe_jax.tasks._base import Batch, Task
+from pe_jax.loss import logits, per_example_metrics
+from pe_jax.tasks import Task, bucket_width
 
 METRICS = ("token_accuracy", "exact_match", "loss")
-
-
-def bucket_width(width: int, *, min_width: int = 8) -> int:
-    """The padded width for a sequence of `width` tokens: the next power of two >= width."""
-    return max(min_width, 1 << (int(width) - 1).bit_length())
-
-
-def _per_example_metrics(logits: jax.Array, batch: Batch) -> dict[str, jax.Array]:
-    # Per-example token accuracy, then the mean over examples: each example of a length counts
-    # equally, also for tasks whose answers end early with END (Deletang et al. 2023).
-    mask = batch.loss_mask.astype(jnp.float32)
-    correct = (jnp.argmax(logits, -1) == batch.targets).astype(jnp.float32) * mask
-    n = jnp.maximum(mask.sum(-1), 1.0)
-    pooled = masked_metrics(logits, batch)
-    return {
-        "token_accuracy": (correct.sum(-1) / n).mean(),
-        "exact_match": pooled["exact_match"],
-        "loss": pooled["loss"],
-    }
 
 
 def make_eval_program(graphdef: nnx.GraphDef, *, width: int):
@@ -50,14 +31,7 @@ def make_eval_program(graphdef: nnx.GraphDef, *, width: int):
     def one(params, rest, batch, key):
         batch = jax.tree.map(lambda x: x[:, :width] if x.ndim == 2 else x, batch)
         model = nnx.merge(graphdef, params, rest)
-        logits, _ = model(
-            batch.inputs,
-            positions=batch.positions[0],
-            mask=batch.valid,
-            deterministic=True,
-            key=key,
-        )
-        return _per_example_metrics(logits, batch)
+        return per_example_metrics(logits(model, batch, key), batch)
 
     return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None)))
 
@@ -72,6 +46,7 @@ def evaluate(
     samples: int,
     seed: int = 0,
     bucketed: bool = True,
+    on_program: Callable[[int, Callable], Callable] | None = None,
 ) -> dict:
     """Per-length metrics of S models (a seed-stacked state) on `task`.
 
@@ -83,6 +58,9 @@ def evaluate(
       seed: the evaluation seed: the same examples for every model.
       bucketed: pad to power-of-two buckets (few programs); False compiles one program per
         distinct width (the unpadded reference).
+      on_program: called as ``on_program(width, program)`` once per padded width, when its
+        program is built; what it returns is called in the program's place (e.g. a wrapper
+        that times each call). Programs are called as (params, rest, batch, key) -> metrics.
 
     Returns:
       {"lengths": [n], "widths": [n], "metrics": {name: float array [S, n]},
@@ -118,6 +96,8 @@ def evaluate(
         batch = sampler(jax.random.fold_in(key, 0), t)
         if w not in programs:
             programs[w] = make_eval_program(graphdef, width=w)
+            if on_program is not None:
+                programs[w] = on_program(w, programs[w])
         metrics = programs[w](state["params"], state["rest"], batch, jax.random.fold_in(key, 1))
         for name in METRICS:
             out[name].append(metrics[name])

@@ -2,21 +2,20 @@
 
 Nothing here imports the model, the tasks or the trainer: a report needs only the files, so
 it can be rebuilt anywhere (a laptop without the training dependencies' state, a notebook).
+The files are decoded by their owner, `pe_jax.runfiles`; the sweep manifest is read only to
+order the tables as the sweep listed them and to name the runs that have not finished.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-RESULTS = "results.json"
-# Written by the sweep driver (pe_jax.training._sweep); read here only to order the tables
-# as the sweep listed them and to name the runs that have not finished.
-MANIFEST = "sweep.json"
+from pe_jax.runfiles import RESULTS, Results, read_manifest, read_results
+
 METRICS = ("token_accuracy", "exact_match", "loss")
 
 
@@ -25,55 +24,55 @@ class Run:
     """One finished run (all its seeds) as read from its results.json.
 
     Attributes:
-      task: the task label: the sweep's task folder name, else results["task"].
-      encoding: the encoding label: the sweep's encoding folder name, else results["encoding"].
+      task: the task label: the sweep's task folder name, else results.task.
+      encoding: the encoding label: the sweep's encoding folder name, else results.encoding.
       path: the results.json file.
-      results: its parsed contents (see pe_jax.training.train_and_evaluate).
+      results: its decoded contents.
     """
 
     task: str
     encoding: str
     path: Path
-    results: dict
+    results: Results
 
     @property
     def encoding_name(self) -> str:
         """The registry name of the encoding (e.g. "randomized_rope")."""
-        return self.results["encoding"]
+        return self.results.encoding
 
     @property
     def encoding_options(self) -> dict:
-        return dict(self.results.get("config", {}).get("model", {}).get("encoding_options") or {})
+        return dict(self.results.config.get("model", {}).get("encoding_options") or {})
 
     @property
     def protocol(self) -> str:
-        return self.results["protocol"]
+        return self.results.protocol
 
     @property
     def seeds(self) -> list[int]:
-        return list(self.results["seeds"])
+        return list(self.results.seeds)
 
     @property
     def lengths(self) -> np.ndarray:
         """int [n] evaluated input lengths."""
-        return np.asarray(self.results["lengths"], dtype=np.int64)
+        return np.asarray(self.results.lengths, dtype=np.int64)
 
     @property
     def train_max_length(self) -> int:
-        return int(self.results["train_max_length"])
+        return int(self.results.train_max_length)
 
     @property
     def num_params(self) -> int:
-        return int(self.results["num_params"])
+        return int(self.results.num_params)
 
     @property
     def time_per_step_s(self) -> float:
         """Steady-state seconds per training step (one step trains every seed)."""
-        return float(self.results["time_per_step_s"])
+        return float(self.results.time_per_step_s)
 
     def metric(self, name: str) -> np.ndarray:
         """float64 [S, n]: metric `name` per seed and evaluated length."""
-        return np.asarray(self.results["metrics"][name], dtype=np.float64)
+        return np.asarray(self.results.metrics[name], dtype=np.float64)
 
     def summary(self, name: str, split: str) -> np.ndarray:
         """float64 [S]: the run's own mean of `name` over the in- or out-of-distribution lengths.
@@ -81,7 +80,7 @@ class Run:
         Args:
           split: "in_distribution" (T <= train_max_length) or "out_of_distribution".
         """
-        return np.asarray(self.results["summary"][name][split], dtype=np.float64)
+        return np.asarray(self.results.summary[name][split], dtype=np.float64)
 
 
 def default_metric(protocol: str) -> str:
@@ -91,18 +90,12 @@ def default_metric(protocol: str) -> str:
     return "exact_match" if protocol == "decoder" else "token_accuracy"
 
 
-def read_manifest(workdir: str | os.PathLike) -> dict | None:
-    """The sweep manifest (task and encoding order, every planned run), or None if absent."""
-    path = Path(workdir) / MANIFEST
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def _labels(rel_parts: tuple[str, ...], results: dict) -> tuple[str, str]:
+def _labels(rel_parts: tuple[str, ...], results: Results) -> tuple[str, str]:
     if len(rel_parts) >= 2:  # <workdir>/<task>/<encoding>/results.json, as a sweep lays out
         return rel_parts[0], "/".join(rel_parts[1:])
     if len(rel_parts) == 1:
-        return results["task"], rel_parts[0]
-    return results["task"], results["encoding"]
+        return results.task, rel_parts[0]
+    return results.task, results.encoding
 
 
 def load_runs(workdir: str | os.PathLike) -> list[Run]:
@@ -118,14 +111,14 @@ def load_runs(workdir: str | os.PathLike) -> list[Run]:
       Runs ordered by the manifest's task then encoding order (others after, by path).
 
     Raises:
-      ValueError: `workdir` does not exist.
+      ValueError: `workdir` does not exist, or a results.json is damaged (naming it).
     """
     root = Path(workdir)
     if not root.is_dir():
         raise ValueError(f"workdir {str(root)!r} is not a folder.")
     runs = []
     for path in sorted(root.rglob(RESULTS)):
-        results = json.loads(path.read_text())
+        results = read_results(path)
         task, encoding = _labels(path.parent.relative_to(root).parts, results)
         runs.append(Run(task=task, encoding=encoding, path=path, results=results))
     manifest = read_manifest(root)
@@ -160,7 +153,7 @@ def tidy_rows(runs: list[Run]) -> list[dict]:
     """
     rows = []
     for run in runs:
-        values = {name: run.metric(name) for name in METRICS if name in run.results["metrics"]}
+        values = {name: run.metric(name) for name in METRICS if name in run.results.metrics}
         for s, seed in enumerate(run.seeds):
             for i, length in enumerate(run.lengths.tolist()):
                 row = {
@@ -177,7 +170,7 @@ def tidy_rows(runs: list[Run]) -> list[dict]:
                 row.update(
                     num_params=run.num_params,
                     time_per_step_s=run.time_per_step_s,
-                    steps=int(run.results["steps"]),
+                    steps=int(run.results.steps),
                 )
                 rows.append(row)
     return rows

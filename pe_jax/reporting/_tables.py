@@ -78,8 +78,8 @@ def summarize_task(runs: Sequence[Run], *, metric: str) -> list[Row]:
     reference, _ = time_reference(runs)
     rows = []
     for run in runs:
-        if metric not in run.results["metrics"]:
-            have = sorted(run.results["metrics"])
+        if metric not in run.results.metrics:
+            have = sorted(run.results.metrics)
             raise ValueError(f"metric {metric!r} is not in {run.path}; it has {have}.")
         values = run.metric(metric)  # [S, n]
         lengths = run.lengths
@@ -144,7 +144,7 @@ def markdown_table(rows: Sequence[Row]) -> str:
 
 
 def _model_line(run: Run) -> str:
-    config = run.results.get("config", {})
+    config = run.results.config
     model, train = config.get("model", {}), config.get("train", {})
     return (
         f"{run.protocol} protocol; model of depth {model.get('num_layers')}, width "
@@ -168,7 +168,7 @@ def task_section(task: str, runs: Sequence[Run], *, metric: str | None = None) -
         "lengths, then mean ± standard deviation (ddof=0) over seeds; best OOD mean in bold.",
         "Step time: steady-state time per training step (all seeds in one program) relative "
         f"to {ref_name}, which took {1000 * ref.time_per_step_s:.1f} ms per step on "
-        f"{ref.results.get('device_kind', '?')} ({ref.results.get('backend', '?')}).",
+        f"{ref.results.device_kind or '?'} ({ref.results.backend or '?'}).",
     ]
     bullets = "\n".join(f"- {n}" for n in notes)
     return f"## {task}\n\n{_model_line(first)}\n\n{markdown_table(rows)}\n\n{bullets}"

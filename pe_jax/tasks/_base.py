@@ -46,7 +46,7 @@ class Batch(NamedTuple):
       loss_mask: bool [B, W] slots where the loss and the accuracy are computed: the answer
         (and END where the layout has one); exact match = all masked slots correct.
       valid: bool [B, W] real tokens (True) versus padding (False): the attention padding mask.
-      positions: int32 [B, W] ``arange(W)`` per example; encodings may replace them.
+        Positions are not carried: a batch's are arange(W) (see `pe_jax.loss.logits`).
       lengths: int32 [B] the input length T of each example (per-length metrics group by it).
     """
 
@@ -54,7 +54,6 @@ class Batch(NamedTuple):
     targets: jax.Array
     loss_mask: jax.Array
     valid: jax.Array
-    positions: jax.Array
     lengths: jax.Array
 
 
@@ -72,6 +71,15 @@ class Example(NamedTuple):
     prompt_length: jax.Array
     answer: jax.Array
     answer_length: jax.Array
+
+
+def bucket_width(width: int, *, min_width: int = 8) -> int:
+    """The padded width of a sequence of `width` tokens: the next power of two >= width.
+
+    Evaluation pads every length to its bucket, so a grid of lengths compiles a few programs;
+    the config check uses it to know the widest width an encoding must address.
+    """
+    return max(min_width, 1 << (int(width) - 1).bit_length())
 
 
 def constant_like(length: Length, value: int) -> Length:
@@ -284,8 +292,7 @@ def _sample(task: Task, key, lengths, *, layout: str, width: int) -> Batch:
         arrays = _encoder_layout(example, task.output_length(lengths), task.terminated, width)
     else:
         arrays = _decoder_layout(example, width)
-    positions = jnp.broadcast_to(jnp.arange(width, dtype=jnp.int32), (lengths.shape[0], width))
-    return Batch(*arrays, positions=positions, lengths=lengths)
+    return Batch(*arrays, lengths=lengths)
 
 
 def _with_tokens(x: jax.Array, *tokens: int) -> jax.Array:

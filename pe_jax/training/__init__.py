@@ -7,7 +7,13 @@ from pe_jax.training._mesh import check_divisible, make_mesh
 from pe_jax.training._optim import make_optimizer, make_schedule
 from pe_jax.training._run import NonFiniteError, train_and_evaluate
 from pe_jax.training._settings import Settings, settings_from_config
-from pe_jax.training._step import TrainProgram, make_train_program, model_split
+from pe_jax.training._step import (
+    TrainProgram,
+    abstract_state,
+    make_train_program,
+    model_split,
+    seed_keys,
+)
 from pe_jax.training._sweep import SweepRun, expand_sweep, run_sweep, select_runs
 
 __all__ = [
@@ -16,6 +22,7 @@ __all__ = [
     "Settings",
     "SweepRun",
     "TrainProgram",
+    "abstract_state",
     "check_divisible",
     "define_config_file",
     "expand_sweep",
@@ -29,6 +36,7 @@ __all__ = [
     "model_split",
     "parse_field",
     "run_sweep",
+    "seed_keys",
     "select_runs",
     "set_field",
     "settings_from_config",

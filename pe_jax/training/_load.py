@@ -1,30 +1,27 @@
 """Loading a trained run back from its workdir: settings, graph definition and checkpoint.
 
 The inverse of what `train_and_evaluate` writes: config.json is validated again by
-`settings_from_config`, the train program is rebuilt to get the abstract state (so Orbax
-restores the same {"params", "rest", "opt_state"} tree with its leading seed axis), and
-`LoadedRun.model(i)` merges seed i's parameters into a ready `Transformer`.
+`settings_from_config`, `abstract_state` gives the state's shapes without building a training
+program (so Orbax restores the same {"params", "rest", "opt_state"} tree with its leading seed
+axis), and `LoadedRun.model(i)` merges seed i's parameters into a ready `Transformer`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from pe_jax.nn._transformer import Transformer
+from pe_jax.nn import Transformer
+from pe_jax.runfiles import CHECKPOINTS, CONFIG, RESULTS, Results, read_json, read_results
 from pe_jax.training._mesh import make_mesh
-from pe_jax.training._optim import make_optimizer
-from pe_jax.training._run import CHECKPOINTS, CONFIG, RESULTS
 from pe_jax.training._settings import Settings, settings_from_config
-from pe_jax.training._step import make_train_program
+from pe_jax.training._step import abstract_state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +42,7 @@ class LoadedRun:
     graphdef: nnx.GraphDef
     state: dict
     step: int
-    results: dict | None
+    results: Results | None
 
     def model(self, seed_index: int = 0) -> Transformer:
         """The trained Transformer of seed number `seed_index` (0 <= i < S).
@@ -83,7 +80,7 @@ def load_run(workdir: str | os.PathLike, *, step: int | None = None) -> LoadedRu
     workdir = Path(workdir)
     if not (workdir / CONFIG).exists():
         raise ValueError(f"workdir {workdir} holds no {CONFIG}: not a run folder.")
-    config = ml_collections.ConfigDict(json.loads((workdir / CONFIG).read_text()))
+    config = ml_collections.ConfigDict(read_json(workdir / CONFIG))
     config.mesh_shape = None
     settings = settings_from_config(config)
     manager = ocp.CheckpointManager((workdir / CHECKPOINTS).absolute())
@@ -95,22 +92,9 @@ def load_run(workdir: str | os.PathLike, *, step: int | None = None) -> LoadedRu
         raise ValueError(f"step must be one of the checkpoints {steps} in {workdir}, got {step}.")
     mesh = make_mesh(None)
     with jax.set_mesh(mesh):
-        program = make_train_program(
-            model_config=settings.model,
-            task=settings.task,
-            layout=settings.protocol,
-            tx=make_optimizer(**settings.optimizer),
-            batch_size=settings.batch_size,
-            min_length=settings.min_length,
-            max_length=settings.max_length,
-            width=settings.train_width,
-            mesh=mesh,
-            seed_loop=settings.seed_loop,
-        )
-        keys = jnp.stack([jax.random.key(seed) for seed in settings.seeds])
-        abstract = jax.eval_shape(program.init, keys)
+        graphdef, abstract = abstract_state(settings, mesh)
         state = manager.restore(chosen, args=ocp.args.StandardRestore(abstract))
     manager.close()
     results_path = workdir / RESULTS
-    results = json.loads(results_path.read_text()) if results_path.exists() else None
-    return LoadedRun(workdir, settings, program.graphdef, state, int(chosen), results)
+    results = read_results(results_path) if results_path.exists() else None
+    return LoadedRun(workdir, settings, graphdef, state, int(chosen), results)

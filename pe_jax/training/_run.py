@@ -22,28 +22,27 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from pe_jax.evaluation._evaluate import bucket_means, evaluate, summarize
+from pe_jax.evaluation import bucket_means, evaluate, summarize
+from pe_jax.runfiles import (
+    CHECKPOINTS,
+    CONFIG,
+    METRICS,
+    RESULTS,
+    Results,
+    read_json,
+    read_results,
+    truncate_metrics,
+    write_json_atomic,
+    write_results,
+)
 from pe_jax.training._distributed import barrier, fetch, is_primary
 from pe_jax.training._mesh import check_divisible, make_mesh
-from pe_jax.training._optim import make_optimizer
 from pe_jax.training._settings import Settings, settings_from_config
-from pe_jax.training._step import make_train_program
-
-RESULTS = "results.json"
-CONFIG = "config.json"
-METRICS = "metrics.jsonl"
-CHECKPOINTS = "checkpoints"
+from pe_jax.training._step import make_train_program, seed_keys
 
 
 class NonFiniteError(FloatingPointError):
     """The loss or the gradient norm became NaN or Inf; the last good checkpoint is kept."""
-
-
-def write_json_atomic(path: Path, data) -> None:
-    """Writes JSON to a temporary file in the same folder, then renames it over `path`."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def _check_workdir(workdir: Path, config_dict: dict, overwrite: bool) -> bool:
@@ -54,7 +53,7 @@ def _check_workdir(workdir: Path, config_dict: dict, overwrite: bool) -> bool:
       ValueError: another config without `overwrite`.
     """
     saved = workdir / CONFIG
-    stale = saved.exists() and json.loads(saved.read_text()) != config_dict
+    stale = saved.exists() and read_json(saved) != config_dict
     if stale and not overwrite:
         raise ValueError(
             f"workdir {workdir} holds a run of a different config; use another workdir or "
@@ -76,23 +75,8 @@ def _prepare_workdir(workdir: Path, config_dict: dict, stale: bool) -> None:
     barrier("pe_jax:workdir")
 
 
-def _truncate_metrics(path: Path, last_step: int) -> None:
-    """Keeps the log records up to the restored checkpoint (a kill may leave later ones, or a
-    half-written last line), so a resumed log has no duplicates."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if record.get("step", -1) <= last_step and "event" not in record:
-            kept.append(line)
-    path.write_text("".join(line + "\n" for line in kept))
-
-
-def _format_eta(seconds: float) -> str:
+def format_eta(seconds: float) -> str:
+    """A duration as H:MM:SS (negative durations read as 0), for progress lines."""
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
@@ -119,7 +103,7 @@ def train_and_evaluate(
       log: where progress lines go (process 0 only).
 
     Returns:
-      The results dict also written to results.json.
+      The JSON object written to results.json (`pe_jax.runfiles.Results.to_json()`).
 
     Raises:
       ValueError: an invalid config (before any training), or a workdir holding another config.
@@ -133,10 +117,10 @@ def train_and_evaluate(
     stale = _check_workdir(workdir, config_dict, overwrite)
     results_path = workdir / RESULTS
     if results_path.exists():
-        results = json.loads(results_path.read_text())
-        if results.get("config") == config_dict:
+        results = read_results(results_path)
+        if results.config == config_dict:
             log(f"{workdir}: finished earlier; results.json kept, nothing retrained.")
-            return results
+            return results.to_json()
 
     # Before anything is written: a mesh that cannot hold the run leaves the workdir untouched.
     mesh = make_mesh(settings.mesh_shape)
@@ -151,20 +135,8 @@ def _silent(_: str) -> None:
 
 
 def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> dict:
-    tx = make_optimizer(**s.optimizer)
-    program = make_train_program(
-        model_config=s.model,
-        task=s.task,
-        layout=s.protocol,
-        tx=tx,
-        batch_size=s.batch_size,
-        min_length=s.min_length,
-        max_length=s.max_length,
-        width=s.train_width,
-        mesh=mesh,
-        seed_loop=s.seed_loop,
-    )
-    keys = jnp.stack([jax.random.key(seed) for seed in s.seeds])
+    program = make_train_program(s, mesh)
+    keys = seed_keys(s.seeds)
     manager = ocp.CheckpointManager(
         (workdir / CHECKPOINTS).absolute(),
         options=ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=False),
@@ -173,12 +145,12 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> d
     if start is None:
         state, start = program.init(keys), 0
     else:
-        abstract = jax.eval_shape(program.init, keys)
-        state = manager.restore(start, args=ocp.args.StandardRestore(abstract))
+        state = manager.restore(start, args=ocp.args.StandardRestore(program.abstract_state))
         log(f"resumed from step {start}")
     if is_primary():
-        _truncate_metrics(workdir / METRICS, start)
-    num_params = sum(int(np.prod(x.shape[1:])) for x in jax.tree.leaves(state["params"]))
+        truncate_metrics(workdir / METRICS, start)
+    params = program.abstract_state["params"]
+    num_params = sum(int(np.prod(x.shape[1:])) for x in jax.tree.leaves(params))
 
     state, timing = _train_loop(program, state, keys, s, start, manager, workdir, log)
     manager.wait_until_finished()
@@ -199,54 +171,54 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> d
     )
     eval_time = time.perf_counter() - t0
     metrics = {name: values.tolist() for name, values in ev["metrics"].items()}
-    results = {
-        "config": config_dict,
-        "task": s.task.name,
-        "protocol": s.protocol,
-        "encoding": s.model.encoding,
-        "seeds": list(s.seeds),
-        "train_max_length": s.max_length,
-        "lengths": ev["lengths"],
-        "metrics": metrics,
-        "summary": {
+    results = Results(
+        config=config_dict,
+        task=s.task.name,
+        protocol=s.protocol,
+        encoding=s.model.encoding,
+        seeds=list(s.seeds),
+        train_max_length=s.max_length,
+        lengths=ev["lengths"],
+        metrics=metrics,
+        summary={
             name: summarize(ev["lengths"], values, train_max=s.max_length)
             for name, values in ev["metrics"].items()
         },
-        "bucket_means": {
+        bucket_means={
             name: bucket_means(ev["lengths"], values, ev["widths"])
             for name, values in ev["metrics"].items()
         },
-        "num_params": num_params,
-        "steps": s.steps,
-        "batch_size": s.batch_size,
+        num_params=num_params,
+        steps=s.steps,
+        batch_size=s.batch_size,
         **timing,
-        "eval_time_s": eval_time,
-        "num_compilations": {
+        eval_time_s=eval_time,
+        num_compilations={
             "train_step": program.traces[0],
             "evaluation": ev["num_compilations"],
         },
-        "jax_version": jax.__version__,
-        "backend": jax.default_backend(),
-        "device_kind": jax.devices()[0].device_kind,
-        "device_count": jax.device_count(),
-        "process_count": jax.process_count(),
-        "mesh_shape": [mesh.shape["seeds"], mesh.shape["data"]],
-        "platform": platform.platform(),
-    }
+        jax_version=jax.__version__,
+        backend=jax.default_backend(),
+        device_kind=jax.devices()[0].device_kind,
+        device_count=jax.device_count(),
+        process_count=jax.process_count(),
+        mesh_shape=[mesh.shape["seeds"], mesh.shape["data"]],
+        platform=platform.platform(),
+    )
     if is_primary():
         with open(workdir / METRICS, "a") as f:
-            f.write(json.dumps({"step": s.steps, "event": "eval", **results["summary"]}) + "\n")
-        write_json_atomic(workdir / RESULTS, results)
+            f.write(json.dumps({"step": s.steps, "event": "eval", **results.summary}) + "\n")
+        write_results(workdir, results)
     # A rerun on any process must find results.json, and nobody may leave before it exists.
     barrier("pe_jax:results")
-    ood = results["summary"]["token_accuracy"]["out_of_distribution"]
-    ind = results["summary"]["token_accuracy"]["in_distribution"]
+    ood = results.summary["token_accuracy"]["out_of_distribution"]
+    ind = results.summary["token_accuracy"]["in_distribution"]
     log(
         f"done: in-distribution acc {np.round(ind, 3)}, out-of-distribution acc "
         f"{np.round(ood, 3)}; compiled {program.traces[0]} training and "
         f"{ev['num_compilations']} evaluation programs"
     )
-    return results
+    return results.to_json()
 
 
 def _train_loop(program, state, keys, s: Settings, start, manager, workdir, log):
@@ -306,5 +278,5 @@ def _flush(pending, metrics_file, done, s: Settings, t_first, steps_run, start, 
     log(
         f"step {done}/{s.steps}  loss {np.mean(last['loss']):.4f}  "
         f"acc {np.mean(last['token_accuracy']):.3f}  {rate:.1f} steps/s  "
-        f"ETA {_format_eta(eta)}"
+        f"ETA {format_eta(eta)}"
     )

@@ -17,19 +17,22 @@ vmapped across devices.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import jax
+import jax.numpy as jnp
 import optax
 from flax import nnx
 from jax.sharding import Mesh
 
-from pe_jax.evaluation._metrics import masked_metrics
-from pe_jax.nn._config import TransformerConfig
-from pe_jax.nn._transformer import Transformer
-from pe_jax.tasks._base import Task
-from pe_jax.training._mesh import batch_sharding, seed_sharding
+from pe_jax.loss import logits, masked_metrics
+from pe_jax.nn import Transformer, TransformerConfig
+from pe_jax.training._mesh import batch_sharding, make_mesh, seed_sharding
+from pe_jax.training._optim import make_optimizer
+
+if TYPE_CHECKING:
+    from pe_jax.training._settings import Settings
 
 # Salts that separate the streams derived from one (seed, step) key.
 _DATA, _LENGTHS, _MODEL = 0, 1, 2
@@ -43,6 +46,11 @@ def model_split(config: TransformerConfig) -> tuple[nnx.GraphDef, Any]:
     return graphdef, state
 
 
+def seed_keys(seeds: Sequence[int]) -> jax.Array:
+    """[S] PRNG keys, ``jax.random.key(seed)`` for each seed: the keys a run's program takes."""
+    return jnp.stack([jax.random.key(int(seed)) for seed in seeds])
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainProgram:
     """The compiled pieces of a run: state initialisation and the vmapped training step.
@@ -53,62 +61,84 @@ class TrainProgram:
         jitted with the state donated.
       graphdef: the Transformer's graph definition, to rebuild a model from a state's params.
       traces: a one-element list counting how often `step` was traced, i.e. compiled.
+      abstract_state: what `init(seed_keys(settings.seeds))` returns, as ShapeDtypeStructs
+        with their shardings: the target of a checkpoint restore.
     """
 
     init: Callable
     step: Callable
     graphdef: nnx.GraphDef
     traces: list[int]
+    abstract_state: dict
 
 
-def make_train_program(
-    *,
-    model_config: TransformerConfig,
-    task: Task,
-    layout: str,
-    tx: optax.GradientTransformation,
-    batch_size: int,
-    min_length: int,
-    max_length: int,
-    width: int,
-    mesh: Mesh,
-    seed_loop: str = "auto",
-) -> TrainProgram:
-    """Builds the initialiser and the jitted, seed-vmapped training step.
+def _initializer(
+    settings: Settings, tx: optax.GradientTransformation, mesh: Mesh
+) -> tuple[Callable, nnx.GraphDef, dict]:
+    """The jitted, seed-vmapped state initialiser, the graph definition and the abstract state.
+
+    The model is built once, when `init` is traced for the abstract state; calling `init` on
+    the same seed keys reuses that trace (jit's cache), so a run builds its model only once.
+    """
+    model_config = settings.model
+    graphdefs = []
+
+    def init_one(key):
+        model = Transformer(model_config, rngs=nnx.Rngs(key))
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        graphdefs.append(graphdef)  # at trace time
+        return {"params": params, "rest": rest, "opt_state": tx.init(params)}
+
+    init = jax.jit(jax.vmap(init_one), out_shardings=seed_sharding(mesh))
+    abstract = jax.eval_shape(init, seed_keys(settings.seeds))
+    return init, graphdefs[-1], abstract
+
+
+def abstract_state(settings: Settings, mesh: Mesh | None = None) -> tuple[nnx.GraphDef, dict]:
+    """The graph definition and the abstract state of `settings`' run, without a program.
+
+    The state is {"params", "rest", "opt_state"} as ShapeDtypeStructs with a leading seed axis
+    S = len(settings.seeds), sharded over `mesh` as `make_train_program(settings, mesh).init`
+    returns it: what a checkpoint restore needs. Nothing is allocated and no step is traced.
 
     Args:
-      model_config: the model.
-      task, layout: what to train on; lengths are uniform over [min_length, max_length] per
-        example, all padded to `width`.
-      tx: the optax optimizer.
-      batch_size: examples per seed per step; divisible by the mesh's "data" axis.
-      mesh: ("seeds", "data") mesh; seeds are split over "seeds", each batch over "data".
-      seed_loop: "vmap", "map" or "auto" (see the module docstring).
+      settings: validated run settings (`settings_from_config`).
+      mesh: ("seeds", "data") mesh; default `make_mesh()` (one seed shard, all devices).
+    """
+    tx = make_optimizer(**settings.optimizer)
+    _, graphdef, abstract = _initializer(settings, tx, make_mesh() if mesh is None else mesh)
+    return graphdef, abstract
+
+
+def make_train_program(settings: Settings, mesh: Mesh) -> TrainProgram:
+    """Builds the initialiser and the jitted, seed-vmapped training step of a run.
+
+    What the step trains comes from `settings`: the model, the task and layout
+    (`settings.protocol`), the optimizer, `batch_size` examples per seed per step with lengths
+    uniform over [min_length, max_length] per example, all padded to `train_width`, and
+    `seed_loop` ("vmap", "map" or "auto", see the module docstring).
+
+    Args:
+      settings: validated run settings (`settings_from_config`).
+      mesh: ("seeds", "data") mesh; seeds are split over "seeds", each batch over "data"
+        (batch_size divisible by its "data" axis).
 
     Raises:
       ValueError: an unknown seed_loop.
     """
+    seed_loop = settings.seed_loop
     if seed_loop not in SEED_LOOPS:
         raise ValueError(f"seed_loop must be one of {SEED_LOOPS}, got {seed_loop!r}.")
     if seed_loop == "auto":
         seed_loop = "map" if mesh.devices.flat[0].platform == "cpu" else "vmap"
-    graphdef, _ = model_split(model_config)
-
-    def init_one(key):
-        model = Transformer(model_config, rngs=nnx.Rngs(key))
-        _, params, rest = nnx.split(model, nnx.Param, ...)
-        return {"params": params, "rest": rest, "opt_state": tx.init(params)}
+    task, layout, batch_size = settings.task, settings.protocol, settings.batch_size
+    min_length, max_length, width = settings.min_length, settings.max_length, settings.train_width
+    tx = make_optimizer(**settings.optimizer)
+    init, graphdef, abstract = _initializer(settings, tx, mesh)
 
     def loss_fn(params, rest, batch, key):
         model = nnx.merge(graphdef, params, rest)
-        logits, _ = model(
-            batch.inputs,
-            positions=batch.positions[0],  # rows are identical: 1-D keeps biases [1, H, L, S]
-            mask=batch.valid,
-            deterministic=False,
-            key=key,
-        )
-        metrics = masked_metrics(logits, batch)
+        metrics = masked_metrics(logits(model, batch, key, deterministic=False), batch)
         return metrics["loss"], metrics
 
     traces = [0]
@@ -136,10 +166,10 @@ def make_train_program(
         metrics["grad_norm"] = optax.tree.norm(grads)
         return {"params": params, "rest": state["rest"], "opt_state": opt_state}, metrics
 
-    seeds = seed_sharding(mesh)
-    init = jax.jit(jax.vmap(init_one), out_shardings=seeds)
     step = jax.jit(_over_seeds(step_one, mesh.shape["seeds"], seed_loop), donate_argnums=0)
-    return TrainProgram(init=init, step=step, graphdef=graphdef, traces=traces)
+    return TrainProgram(
+        init=init, step=step, graphdef=graphdef, traces=traces, abstract_state=abstract
+    )
 
 
 def _over_seeds(step_one: Callable, devices: int, seed_loop: str) -> Callable:

@@ -26,20 +26,12 @@ from pathlib import Path
 
 import ml_collections
 
+from pe_jax import runfiles
+from pe_jax.runfiles import CONFIG, RESULTS, read_json, read_results
 from pe_jax.training._config_fields import set_field
 from pe_jax.training._distributed import is_primary
-from pe_jax.training._run import (
-    CONFIG,
-    RESULTS,
-    NonFiniteError,
-    _format_eta,
-    train_and_evaluate,
-    write_json_atomic,
-)
+from pe_jax.training._run import NonFiniteError, format_eta, train_and_evaluate
 
-# The manifest name pe_jax.reporting reads (it may not import this module: reporting sits
-# above training and reads files only).
-MANIFEST = "sweep.json"
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
 
 
@@ -172,7 +164,7 @@ def _config_json(config: ml_collections.ConfigDict) -> dict:
 def is_finished(run: SweepRun, root: str | os.PathLike) -> bool:
     """Whether the run's folder holds results.json of exactly this config."""
     path = run.workdir(root) / RESULTS
-    return path.exists() and json.loads(path.read_text()).get("config") == _config_json(run.config)
+    return path.exists() and read_results(path).config == _config_json(run.config)
 
 
 def _conflicts(runs: Sequence[SweepRun], root: Path) -> list[str]:
@@ -180,7 +172,7 @@ def _conflicts(runs: Sequence[SweepRun], root: Path) -> list[str]:
     bad = []
     for run in runs:
         saved = run.workdir(root) / CONFIG
-        if saved.exists() and json.loads(saved.read_text()) != _config_json(run.config):
+        if saved.exists() and read_json(saved) != _config_json(run.config):
             bad.append(run.name)
     return bad
 
@@ -192,7 +184,6 @@ def write_manifest(sweep: ml_collections.ConfigDict, runs: Sequence[SweepRun], r
     """
     if not is_primary():
         return
-    root.mkdir(parents=True, exist_ok=True)
     manifest = {
         "name": sweep.get("name") or root.resolve().name,
         "tasks": list(dict.fromkeys(r.task for r in runs)),
@@ -202,7 +193,7 @@ def write_manifest(sweep: ml_collections.ConfigDict, runs: Sequence[SweepRun], r
         "metric": sweep.get("metric") or "",
         "sweep_config": json.loads(sweep.to_json()),
     }
-    write_json_atomic(root / MANIFEST, manifest)
+    runfiles.write_manifest(root, manifest)
 
 
 def _silent(_: str) -> None:
@@ -260,7 +251,7 @@ def run_sweep(
     for run in selected:
         if run.name not in pending_names:
             out["skipped"].append(run.name)
-            out["results"][run.name] = json.loads((run.workdir(root) / RESULTS).read_text())
+            out["results"][run.name] = read_results(run.workdir(root)).to_json()
     log(
         f"sweep {root}: {total} runs selected of {len(runs)}, {len(out['skipped'])} finished "
         f"earlier (skipped), {len(pending)} to train"
@@ -269,7 +260,7 @@ def run_sweep(
     for i, run in enumerate(pending):
         done = len(out["skipped"]) + i
         left = len(pending) - i
-        eta = _format_eta(left * sum(durations) / len(durations)) if durations else "unknown"
+        eta = format_eta(left * sum(durations) / len(durations)) if durations else "unknown"
         log(f"[{done + 1}/{total}] {run.name}: training ({left} to train, ETA {eta})")
         t0 = time.perf_counter()
         try:
@@ -283,7 +274,7 @@ def run_sweep(
         durations.append(time.perf_counter() - t0)
         out["trained"].append(run.name)
         out["results"][run.name] = results
-        log(f"[{done + 1}/{total}] {run.name}: done in {_format_eta(durations[-1])}")
+        log(f"[{done + 1}/{total}] {run.name}: done in {format_eta(durations[-1])}")
     log(
         f"sweep {root}: {len(out['trained'])} trained, {len(out['skipped'])} skipped, "
         f"{len(out['failed'])} failed"
