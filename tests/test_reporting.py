@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from pe_jax.reporting import figure_pixels, load_runs, nearest_length, write_report
+from pe_jax.reporting import load_runs, write_report
+from pe_jax.reporting._plots import figure_pixels
+from pe_jax.reporting._results import nearest_length
 
 
 def fake_results(encoding, *, acc, lengths, train_max, seeds=(0, 1), protocol="encoder", time=0.01,

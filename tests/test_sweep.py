@@ -10,7 +10,8 @@ from matplotlib.image import imread
 from test_reporting import check_report_against_results
 
 from configs.sweeps.smoke import get_config
-from pe_jax.reporting import figure_pixels, load_runs, write_report
+from pe_jax.reporting import load_runs, write_report
+from pe_jax.reporting._plots import figure_pixels
 from pe_jax.training._sweep import expand_sweep, run_sweep, select_runs
 
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from configs.copy import get_config
-from pe_jax.training import NonFiniteError, check_divisible, train_and_evaluate
+from pe_jax.training import NonFiniteError, train_and_evaluate
+from pe_jax.training._mesh import check_divisible
 
 
 def tiny(arg="", **overrides):

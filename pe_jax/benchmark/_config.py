@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from pe_jax.benchmark._model import ReferenceModel
-from pe_jax.nn._registry import list_encodings
+from pe_jax.nn import list_encodings
 
 SECTIONS = ("floors", "rope", "bias", "train", "seeds", "sweep", "memory", "peers")
 PRESETS = ("full", "quick", "tiny")

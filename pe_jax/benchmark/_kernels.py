@@ -10,14 +10,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from pe_jax.benchmark._timing import measure, measure_chain
-from pe_jax.encodings._alibi_t5 import alibi_bias, alibi_slopes, t5_bias
-from pe_jax.encodings._learned_bias import (
+from pe_jax.encodings import (
+    alibi_bias,
+    alibi_slopes,
+    apply_rope,
+    apply_rope_complex,
     fire_bias,
     init_fire_params,
     init_kerple_params,
     kerple_log_bias,
+    t5_bias,
 )
-from pe_jax.encodings._rope import apply_rope, apply_rope_complex
 
 
 def copy_floor(*, elements: int, repeats: int) -> dict[str, Any]:

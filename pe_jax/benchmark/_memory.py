@@ -32,7 +32,7 @@ def _forward_program(model_kwargs: dict[str, Any], encoding: str):
     from flax import nnx
 
     from pe_jax.benchmark._model import ReferenceModel
-    from pe_jax.nn._transformer import Transformer
+    from pe_jax.nn import Transformer
 
     config = ReferenceModel(**model_kwargs).model_config(encoding)
     graphdef, params, rest = nnx.split(Transformer(config, rngs=nnx.Rngs(0)), nnx.Param, ...)

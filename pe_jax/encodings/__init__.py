@@ -46,7 +46,14 @@ from pe_jax.encodings._learned_bias import (
     kerple_log_bias,
     kerple_power_bias,
 )
-from pe_jax.encodings._mrope import apply_mrope, default_mrope_section, mrope_config
+
+# Used by neighbouring packages; not part of the documented surface (__all__).
+from pe_jax.encodings._mrope import (
+    apply_mrope,
+    check_mrope_section,  # noqa: F401
+    default_mrope_section,
+    mrope_config,
+)
 from pe_jax.encodings._path import path_logits
 from pe_jax.encodings._pope import apply_pope, clamp_phase_bias, pope_inv_freq, pope_scores
 from pe_jax.encodings._positions import (

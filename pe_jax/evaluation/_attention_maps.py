@@ -12,8 +12,8 @@ import jax
 import numpy as np
 from flax import nnx
 
-from pe_jax.nn._transformer import Transformer
-from pe_jax.tasks._base import Task
+from pe_jax.nn import Transformer
+from pe_jax.tasks import Task
 
 
 def attention_maps(

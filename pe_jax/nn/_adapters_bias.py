@@ -13,14 +13,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from pe_jax._validate import check_bool, check_positive, check_positive_int
-from pe_jax.encodings._alibi_t5 import (
+from pe_jax.encodings import (
     alibi_bias,
     alibi_slopes,
-    sandwich_bias,
-    t5_bias,
-    t5_relative_bucket,
-)
-from pe_jax.encodings._learned_bias import (
     dynamic_position_bias,
     fire_bias,
     init_dynamic_bias_params,
@@ -28,6 +23,9 @@ from pe_jax.encodings._learned_bias import (
     init_kerple_params,
     kerple_log_bias,
     kerple_power_bias,
+    sandwich_bias,
+    t5_bias,
+    t5_relative_bucket,
 )
 from pe_jax.nn._base import Encoding
 

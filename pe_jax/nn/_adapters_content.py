@@ -12,7 +12,7 @@ import jax
 from flax import nnx
 
 from pe_jax._validate import check_bool, check_positive_int
-from pe_jax.encodings._content import (
+from pe_jax.encodings import (
     cope_logits,
     init_cope_table,
     init_shaw_tables,

@@ -13,8 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from pe_jax.encodings._forgetting import forgetting_bias
-from pe_jax.encodings._path import path_logits
+from pe_jax.encodings import forgetting_bias, path_logits
 from pe_jax.nn._base import Encoding
 
 

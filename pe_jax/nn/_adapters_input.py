@@ -17,12 +17,7 @@ from pe_jax._validate import (
     check_positive,
     check_positive_int,
 )
-from pe_jax.encodings._absolute import (
-    binary_positions,
-    integer_positions,
-    normalized_positions,
-    sinusoidal,
-)
+from pe_jax.encodings import binary_positions, integer_positions, normalized_positions, sinusoidal
 from pe_jax.nn._base import Encoding
 
 

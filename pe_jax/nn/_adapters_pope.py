@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from pe_jax._validate import check_choice
-from pe_jax.encodings._pope import clamp_phase_bias, pope_inv_freq, pope_scores
+from pe_jax.encodings import clamp_phase_bias, pope_inv_freq, pope_scores
 from pe_jax.nn._base import Encoding
 
 

@@ -18,9 +18,16 @@ from pe_jax._validate import (
     check_positive,
     check_positive_int,
 )
-from pe_jax.encodings._rope import LAYOUTS, apply_rope, apply_rope_complex, apply_xpos
-from pe_jax.encodings._rope_nd import apply_axial_rope, apply_rope_mixed, init_rope_mixed_freqs
-from pe_jax.encodings._rope_scaling import rope_inv_freq
+from pe_jax.encodings import (
+    LAYOUTS,
+    apply_axial_rope,
+    apply_rope,
+    apply_rope_complex,
+    apply_rope_mixed,
+    apply_xpos,
+    init_rope_mixed_freqs,
+    rope_inv_freq,
+)
 from pe_jax.nn._base import Encoding
 
 

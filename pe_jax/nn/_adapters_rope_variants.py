@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import jax
 
-from pe_jax.encodings._hope import hope_inv_freq
-from pe_jax.encodings._mrope import (
+from pe_jax.encodings import (
     apply_mrope,
+    apply_rope,
     check_mrope_section,
     default_mrope_section,
+    hope_inv_freq,
     mrope_config,
 )
-from pe_jax.encodings._rope import apply_rope
 from pe_jax.nn._adapters_qk import _FixedFrequencies, _rotary_dim, _static_inv_freq
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 
 from pe_jax._validate import check_positive_int
-from pe_jax.encodings._positions import randomized_distances
+from pe_jax.encodings import randomized_distances
 from pe_jax.nn._base import Encoding
 
 

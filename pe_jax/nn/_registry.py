@@ -21,7 +21,7 @@ import jax
 from flax import nnx
 
 from pe_jax._validate import check_choice, check_positive_int
-from pe_jax.encodings._positions import randomized_positions, shifted_positions
+from pe_jax.encodings import randomized_positions, shifted_positions
 from pe_jax.nn._adapters_bias import (
     FIRE,
     ALiBi,

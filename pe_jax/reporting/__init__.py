@@ -3,14 +3,12 @@
 Imports nothing else from pe_jax: it reads result files only.
 """
 
-from pe_jax.reporting._plots import figure_pixels, plot_accuracy_vs_length, plot_ood_vs_cost
+from pe_jax.reporting._plots import plot_accuracy_vs_length, plot_ood_vs_cost
 from pe_jax.reporting._report import write_report
 from pe_jax.reporting._results import (
     Run,
-    default_metric,
     load_runs,
     missing_runs,
-    nearest_length,
     read_manifest,
     tidy_rows,
 )
@@ -25,13 +23,10 @@ from pe_jax.reporting._tables import (
 __all__ = [
     "Row",
     "Run",
-    "default_metric",
-    "figure_pixels",
     "load_runs",
     "markdown_report",
     "markdown_table",
     "missing_runs",
-    "nearest_length",
     "plot_accuracy_vs_length",
     "plot_ood_vs_cost",
     "read_manifest",

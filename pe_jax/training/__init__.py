@@ -3,7 +3,7 @@
 from pe_jax.training._config_fields import define_config_file, parse_field, set_field
 from pe_jax.training._distributed import initialize_distributed, is_primary
 from pe_jax.training._load import LoadedRun, load_run
-from pe_jax.training._mesh import check_divisible, make_mesh
+from pe_jax.training._mesh import make_mesh
 from pe_jax.training._optim import make_optimizer, make_schedule
 from pe_jax.training._run import NonFiniteError, train_and_evaluate
 from pe_jax.training._settings import Settings, settings_from_config
@@ -11,7 +11,6 @@ from pe_jax.training._step import (
     TrainProgram,
     abstract_state,
     make_train_program,
-    model_split,
     seed_keys,
 )
 from pe_jax.training._sweep import SweepRun, expand_sweep, run_sweep, select_runs
@@ -23,7 +22,6 @@ __all__ = [
     "SweepRun",
     "TrainProgram",
     "abstract_state",
-    "check_divisible",
     "define_config_file",
     "expand_sweep",
     "initialize_distributed",
@@ -33,7 +31,6 @@ __all__ = [
     "make_optimizer",
     "make_schedule",
     "make_train_program",
-    "model_split",
     "parse_field",
     "run_sweep",
     "seed_keys",

@@ -15,10 +15,8 @@ import ml_collections
 from flax import nnx
 
 from pe_jax._validate import check_choice, check_int
-from pe_jax.nn._config import TransformerConfig
-from pe_jax.nn._transformer import Transformer
-from pe_jax.tasks import get_task, list_tasks
-from pe_jax.tasks._base import Task, bucket_width
+from pe_jax.nn import Transformer, TransformerConfig
+from pe_jax.tasks import Task, bucket_width, get_task, list_tasks
 from pe_jax.training._step import SEED_LOOPS
 
 PROTOCOLS = ("encoder", "decoder")

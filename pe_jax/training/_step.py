@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +27,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from pe_jax.loss import logits, masked_metrics
-from pe_jax.nn import Transformer, TransformerConfig
+from pe_jax.nn import Transformer
 from pe_jax.training._mesh import batch_sharding, make_mesh, seed_sharding
 from pe_jax.training._optim import make_optimizer
 
@@ -37,13 +37,6 @@ if TYPE_CHECKING:
 # Salts that separate the streams derived from one (seed, step) key.
 _DATA, _LENGTHS, _MODEL = 0, 1, 2
 SEED_LOOPS = ("auto", "vmap", "map")
-
-
-def model_split(config: TransformerConfig) -> tuple[nnx.GraphDef, Any]:
-    """The graph definition and the abstract state of a Transformer (no parameters allocated)."""
-    abstract = nnx.eval_shape(lambda: Transformer(config, rngs=nnx.Rngs(0)))
-    graphdef, state = nnx.split(abstract)
-    return graphdef, state
 
 
 def seed_keys(seeds: Sequence[int]) -> jax.Array:

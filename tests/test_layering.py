@@ -1,0 +1,139 @@
+"""The package doors and the direction of imports, checked by walking every import with `ast`.
+
+Rule 1: a private module `pe_jax.<pkg>._<module>` is imported only from inside `<pkg>`; every
+other package, entry point and config goes through `pe_jax.<pkg>` (its `__init__`). Top-level
+low modules (`pe_jax._validate`) serve every package.
+Rule 2: imports run one way, down the layers; a package imports only the packages listed below
+it in `ALLOWED`.
+"""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SOURCES = ("pe_jax", "experiments", "configs")
+
+# package -> the pe_jax packages it may import (besides itself and the top-level low modules).
+# Top-level modules (pe_jax/_validate.py, runfiles.py, loss.py, runtime.py) count as packages
+# named after the module.
+ALLOWED = {
+    "validate": set(),
+    "runfiles": set(),
+    "runtime": set(),
+    "encodings": {"validate"},
+    "nn": {"validate", "encodings"},
+    "tasks": {"validate"},
+    "loss": {"nn", "tasks"},
+    "reporting": {"validate", "encodings", "runfiles"},
+    "evaluation": {"validate", "encodings", "nn", "tasks", "loss", "runfiles"},
+    "training": {"validate", "encodings", "nn", "tasks", "loss", "evaluation", "runfiles"},
+    "explorer": {"validate", "encodings", "nn", "tasks", "evaluation", "training", "reporting"},
+    "benchmark": {
+        "validate",
+        "encodings",
+        "nn",
+        "tasks",
+        "loss",
+        "evaluation",
+        "training",
+        "runfiles",
+    },
+}
+
+
+def _python_files():
+    for top in SOURCES:
+        yield from sorted((ROOT / top).rglob("*.py"))
+
+
+def _imported_modules(tree: ast.AST):
+    """Every absolute module an import statement names, with `from a import b` giving a.b too."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.lineno, node.module
+            for alias in node.names:
+                yield node.lineno, f"{node.module}.{alias.name}"
+
+
+def _owner(path: pathlib.Path) -> tuple[str, ...]:
+    """('pe_jax', 'nn') for pe_jax/nn/_attention.py, ('pe_jax', '_validate') for a top-level
+    module, ('pe_jax',) for pe_jax/__init__.py, ('experiments',) for experiments/x.py."""
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    if parts[0] != "pe_jax":
+        return parts[:1]
+    if parts[-1] == "__init__" and len(parts) <= 2:
+        return ("pe_jax",)
+    return parts[:2]
+
+
+def _package_of(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "pe_jax" or len(parts) < 2:
+        return None
+    return parts[1].lstrip("_")
+
+
+def test_sources_found():
+    files = list(_python_files())
+    assert len(files) > 50, files
+    assert any(f.name == "_attention.py" for f in files)
+
+
+@pytest.mark.parametrize("path", list(_python_files()), ids=lambda p: str(p.relative_to(ROOT)))
+def test_private_modules_stay_inside_their_package(path):
+    owner = _owner(path)
+    tree = ast.parse(path.read_text(), filename=str(path))
+    bad = []
+    for line, module in _imported_modules(tree):
+        parts = module.split(".")
+        if parts[0] != "pe_jax":
+            continue
+        private = [
+            i
+            for i, part in enumerate(parts)
+            if part.startswith("_") and not part.startswith("__") and i >= 2
+        ]
+        if not private:
+            continue
+        package = tuple(parts[: private[0]])  # the package the private module belongs to
+        if owner[: len(package)] != package:
+            bad.append(f"line {line}: {module}")
+    assert not bad, f"{path.relative_to(ROOT)} reaches into private modules: {bad}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _python_files() if p.relative_to(ROOT).parts[0] == "pe_jax"],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_imports_run_down_the_layers(path):
+    owner = _owner(path)
+    if len(owner) < 2:
+        return  # pe_jax/__init__.py re-exports the encodings
+    mine = owner[1].lstrip("_")
+    assert mine in ALLOWED, f"{path.relative_to(ROOT)}: add its layer to ALLOWED"
+    tree = ast.parse(path.read_text(), filename=str(path))
+    allowed = ALLOWED[mine] | {mine}
+    bad = sorted(
+        {
+            f"line {line}: {module}"
+            for line, module in _imported_modules(tree)
+            if (pkg := _package_of(module)) is not None and pkg not in allowed
+        }
+    )
+    assert not bad, f"{path.relative_to(ROOT)} imports up or sideways: {bad}"
+
+
+def test_the_rule_catches_a_violation(tmp_path):
+    tree = ast.parse("from pe_jax.nn._attention import attend\nimport pe_jax.tasks._base\n")
+    modules = [m for _, m in _imported_modules(tree)]
+    assert "pe_jax.nn._attention" in modules and "pe_jax.tasks._base" in modules
+    assert _package_of("pe_jax.nn._attention") == "nn"
+    assert _package_of("pe_jax._validate") == "validate"
