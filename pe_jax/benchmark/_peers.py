@@ -52,19 +52,23 @@ def _batch(model: ReferenceModel):
     return jax.tree.map(np.array, batch)  # writable copies, as torch.from_numpy wants
 
 
-def time_peer_step(
+def make_peer_step(
     model: ReferenceModel,
     encoding: str,
     *,
-    repeats: int,
-    steps_per_run: int,
+    attn_flash: bool = False,
     threads: int | None = None,
-) -> dict[str, Any]:
-    """Median time of one x-transformers training step (forward, backward, clip, Adam).
+):
+    """One x-transformers training step (forward, backward, clip, Adam) as a callable.
 
-    threads: PyTorch intra-op threads (None: PyTorch's default). On a loaded machine with few
-    cores, two OpenMP threads can be far slower than one for small ops (each parallel region
-    waits for both threads to be scheduled), so `best_threads` picks the faster setting.
+    The network mirrors `model` (post-LN encoder, width, depth, heads, head dim, MLP ratio,
+    dropout at every place x-transformers has one: embedding, attention, feed-forward) with the
+    encoding of `PEER_OPTIONS`; `attn_flash` selects PyTorch's fused
+    `scaled_dot_product_attention` inside x-transformers. The batch is made once.
+
+    Returns:
+      (step, info): step() runs one training step and returns the loss tensor; info holds the
+      torch version and thread count.
     """
     import torch
     from x_transformers import Encoder, TransformerWrapper
@@ -90,6 +94,7 @@ def time_peer_step(
             pre_norm=model.norm == "pre",
             attn_dropout=model.dropout,
             ff_dropout=model.dropout,
+            attn_flash=attn_flash,
             **options,
         ),
     )
@@ -113,6 +118,26 @@ def time_peer_step(
         optimizer.step()
         return loss
 
+    info = {"torch_version": torch.__version__, "torch_threads": torch.get_num_threads()}
+    return step, info
+
+
+def time_peer_step(
+    model: ReferenceModel,
+    encoding: str,
+    *,
+    repeats: int,
+    steps_per_run: int,
+    threads: int | None = None,
+    attn_flash: bool = False,
+) -> dict[str, Any]:
+    """Median time of one x-transformers training step (see `make_peer_step`).
+
+    threads: PyTorch intra-op threads (None: PyTorch's default). On a loaded machine with few
+    cores, two OpenMP threads can be far slower than one for small ops (each parallel region
+    waits for both threads to be scheduled), so `best_threads` picks the faster setting.
+    """
+    step, info = make_peer_step(model, encoding, attn_flash=attn_flash, threads=threads)
     step()
     times = []
     for _ in range(repeats):
@@ -124,10 +149,10 @@ def time_peer_step(
     median = float(np.median(times))
     return {
         "encoding": encoding,
+        "attn_flash": attn_flash,
         "step_s": median,
         "tokens_per_s": model.tokens_per_step / median,
-        "torch_version": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
+        **info,
     }
 
 

@@ -13,11 +13,12 @@ from typing import Any
 
 import jax
 
+from pe_jax.benchmark._compare import compare_with_peer
 from pe_jax.benchmark._config import SECTIONS, BenchmarkConfig
 from pe_jax.benchmark._kernels import bias_rows, copy_floor, matmul_floor, rope_rows
 from pe_jax.benchmark._memory import MemoryRequest, forward_memory
 from pe_jax.benchmark._model import eval_sweep, time_train_step
-from pe_jax.benchmark._peers import best_threads, peers_available, time_peer_step
+from pe_jax.benchmark._peers import best_threads, peers_available
 from pe_jax.benchmark._summary import check_targets
 from pe_jax.benchmark._timing import load_average, machine_info
 
@@ -108,37 +109,30 @@ def _memory_section(c: BenchmarkConfig, log) -> dict[str, Any]:
     }
 
 
-def _peers_section(c: BenchmarkConfig, train: dict | None, log) -> dict[str, Any]:
+def _peers_section(c: BenchmarkConfig, log) -> dict[str, Any]:
     reason = peers_available()
     if reason is not None:
         log(f"peers {reason}")
         return {"available": False, "message": reason, "rows": []}
-    ours = {r["encoding"]: r for r in (train or {}).get("rows", []) if "error" not in r}
     threads = best_threads(c.model, repeats=c.repeats, steps_per_run=c.steps_per_run)
     log(f"peer threads: {threads}")
-    rows = []
-    for encoding in c.peer_encodings:
-        row = time_peer_step(
-            c.model,
-            encoding,
-            repeats=c.repeats,
-            steps_per_run=c.steps_per_run,
-            threads=threads["best"],
+    result = compare_with_peer(
+        c.model,
+        tuple(c.peer_encodings),
+        rounds=c.repeats,
+        steps_per_run=c.steps_per_run,
+        threads=threads["best"],
+        log=log,
+    )
+    for row in result["rows"]:
+        log(
+            f"peer {row['encoding']}: pe_jax {row['pe_jax_step_s']:.3f} s/step, x-transformers "
+            f"{row['x_transformers_step_s']:.3f} (flash {row['x_transformers_flash_step_s']:.3f})"
         )
-        if encoding in ours:
-            row["pe_jax_tokens_per_s"] = ours[encoding]["tokens_per_s"]
-            row["ratio"] = ours[encoding]["tokens_per_s"] / row["tokens_per_s"]
-        rows.append(row)
-        log(f"peer {encoding}: {row['step_s']:.3f} s/step")
     import importlib.metadata
 
     version = importlib.metadata.version("x-transformers")
-    return {
-        "available": True,
-        "x_transformers_version": version,
-        "threads": threads,
-        "rows": rows,
-    }
+    return {"available": True, "x_transformers_version": version, "threads": threads, **result}
 
 
 def _brief(row: dict, key: str) -> str:
@@ -228,7 +222,7 @@ def run_benchmark(
     if "memory" in sections:
         out["memory"] = _memory_section(config, log)
     if "peers" in sections:
-        out["peers"] = _peers_section(config, out.get("train"), log)
+        out["peers"] = _peers_section(config, log)
     out["targets"] = check_targets(out)
     out["load_average_end"] = load_average()
     out["wall_s"] = time.perf_counter() - start

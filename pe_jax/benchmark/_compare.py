@@ -1,0 +1,130 @@
+"""pe_jax against x-transformers, side by side in one process, the sides interleaved.
+
+Set-up of each side (the same model and batch shape; see `ReferenceModel`):
+- pe_jax: the runner's jitted training step (`make_train_program`), batch sampled on device
+  inside the step, state donated from step to step; its attention kernel is the backend's
+  default (`attention_impl="auto"`).
+- x-transformers: `TransformerWrapper(Encoder(...))` with the same architecture, Adam and
+  gradient clipping, the batch made once outside the timed step; with and without
+  `attn_flash` (PyTorch's fused `scaled_dot_product_attention`).
+- Dropout is 0 on both sides: pe_jax has residual and embedding dropout, x-transformers also
+  attention dropout, so equal rates would not be equal work.
+
+Each round times `steps_per_run` steps of every (encoding, side) in turn (A B C A B C ...), so
+a change of machine load hits every side alike; the figure is the median over rounds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pe_jax.benchmark._model import ReferenceModel, build_program
+from pe_jax.benchmark._peers import make_peer_step
+from pe_jax.training import make_mesh
+
+
+def _ours(model: ReferenceModel, encoding: str):
+    program, state, keys = build_program(model, encoding)
+    box = {"state": state, "step": 0}
+
+    def run(steps: int) -> None:
+        state = box["state"]
+        for _ in range(steps):
+            box["step"] += 1
+            state, metrics = program.step(state, keys, jnp.int32(box["step"]))
+        jax.block_until_ready((state, metrics))
+        box["state"] = state
+
+    return run
+
+
+def _theirs(model: ReferenceModel, encoding: str, *, attn_flash: bool, threads: int | None):
+    step, info = make_peer_step(model, encoding, attn_flash=attn_flash, threads=threads)
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            loss = step()
+        loss.item()
+
+    return run, info
+
+
+def compare_with_peer(
+    model: ReferenceModel,
+    encodings: tuple[str, ...],
+    *,
+    rounds: int,
+    steps_per_run: int,
+    threads: int | None = None,
+    log=print,
+) -> dict[str, Any]:
+    """Interleaved step times of pe_jax and x-transformers (plain and flash) per encoding.
+
+    Args:
+      model: the reference model; its dropout is set to 0 for both sides.
+      encodings: names in `PEER_OPTIONS` (none, rope, alibi, t5).
+      rounds: timed rounds; every round times every side once.
+      steps_per_run: steps per timing.
+      threads: PyTorch intra-op threads (None: its default).
+      log: progress lines.
+
+    Returns:
+      {"setup": text, "rounds", "steps_per_run", "rows": [{"encoding", "pe_jax_step_s",
+       "x_transformers_step_s", "x_transformers_flash_step_s", "ratio", "ratio_flash"}]}
+      where a ratio is pe_jax tokens/s over the peer's (> 1: pe_jax faster); the flash
+      entries are None where x-transformers refuses flash attention (T5's bias).
+    """
+    model = dataclasses.replace(model, dropout=0.0)
+    sides: dict[tuple[str, str], Any] = {}
+    info: dict[str, Any] = {}
+    with jax.set_mesh(make_mesh()):
+        for encoding in encodings:
+            sides[(encoding, "pe_jax")] = _ours(model, encoding)
+            for flash, name in ((False, "x_transformers"), (True, "x_transformers_flash")):
+                try:
+                    sides[(encoding, name)], info = _theirs(
+                        model, encoding, attn_flash=flash, threads=threads
+                    )
+                except AssertionError as error:  # e.g. flash refuses T5's bias
+                    log(f"x-transformers {encoding} attn_flash={flash}: {error}")
+        for run in sides.values():  # compile / warm up every side first
+            run(1)
+        times: dict[tuple[str, str], list[float]] = {key: [] for key in sides}
+        for r in range(rounds):
+            for key, run in sides.items():
+                start = time.perf_counter()
+                run(steps_per_run)
+                times[key].append((time.perf_counter() - start) / steps_per_run)
+            log(f"compare round {r + 1}/{rounds} done")
+    rows = []
+    for encoding in encodings:
+        med = {
+            side: float(np.median(times[(encoding, side)])) if (encoding, side) in times else None
+            for side in ("pe_jax", "x_transformers", "x_transformers_flash")
+        }
+        flash = med["x_transformers_flash"]
+        rows.append(
+            {
+                "encoding": encoding,
+                "pe_jax_step_s": med["pe_jax"],
+                "x_transformers_step_s": med["x_transformers"],
+                "x_transformers_flash_step_s": flash,
+                "ratio": med["x_transformers"] / med["pe_jax"],
+                "ratio_flash": None if flash is None else flash / med["pe_jax"],
+            }
+        )
+    setup = (
+        f"batch {model.batch_size} x {model.train_width} slots, {model.num_layers} post-LN blocks, "
+        f"width {model.width}, {model.num_heads} heads, dropout 0 on both sides; pe_jax: jitted "
+        f"step with on-device sampling, attention_impl auto ({jax.default_backend()}); "
+        f"x-transformers: same architecture, batch made once, torch {info.get('torch_version')} "
+        f"with {info.get('torch_threads')} threads, attn_flash False and True; sides interleaved "
+        f"per round, median of {rounds} rounds of {steps_per_run} steps"
+    )
+    return {"setup": setup, "rounds": rounds, "steps_per_run": steps_per_run, "rows": rows}
