@@ -13,7 +13,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pe_jax.reporting._verdicts import Comparison, RunVerdict, TaskVerdict
+from pe_jax.reporting._verdicts import (
+    MIN_SEEDS_WITHOUT_EXAMPLES,
+    Comparison,
+    RunVerdict,
+    TaskVerdict,
+)
 
 RANDOMIZED_PREFIXES = ("randomized_", "shifted_")
 BASELINE_TITLES = {"uniform": "uniform", "majority": "majority", "input_blind": "input-blind"}
@@ -48,7 +53,7 @@ def ordering_sentence(task: str, comparison: Comparison) -> str:
     return (
         f"{win} > {lose} on {task}: OOD EM {_f(em_win)} vs {_f(em_lose)}, paired diff "
         f"{_f(stats['diff'])} {_interval(stats['low'], stats['high'])}, {stats['seeds']} "
-        f"seeds{unit}"
+        f"seed{'s' if stats['seeds'] != 1 else ''}{unit}"
     )
 
 
@@ -147,6 +152,8 @@ def comparisons_table(tv: TaskVerdict) -> str:
         s = c.stats
         unit = f"{s['examples']} examples" if c.unit == "examples" else "seed means"
         order = {">": f"{c.a} > {c.b}", "<": f"{c.b} > {c.a}", "~": "no claim"}[c.order]
+        if c.order == "~" and c.unit == "seed means" and s["seeds"] < MIN_SEEDS_WITHOUT_EXAMPLES:
+            order = "no claim (too few seeds without per-example scores)"
         lines.append(
             f"| {c.a} vs {c.b} | {_f(c.em_a)} | {_f(c.em_b)} | {_f(s['diff'])} "
             f"{_interval(s['low'], s['high'])} | {s['p']:.3f} | {s['seeds']} | {unit} | "
@@ -179,8 +186,10 @@ def rate_grid_table(tv: TaskVerdict) -> str:
         published.append(f"| {v.run.encoding} | {100 * em:.1f} | {100 * tok:.1f} |")
     lines += [
         "",
-        "Published aggregation (max over seeds and learning rates, as Delétang et al. 2023 "
-        "report; not a selection on validation, not used by any verdict):",
+        f"### Published aggregation ({tv.task})",
+        "",
+        "Max over seeds and learning rates, as Delétang et al. 2023 report it: not a selection "
+        "on validation, and used by no verdict.",
         "",
         "| encoding | max OOD EM % | max OOD tok. % |",
         "|---|---|---|",

@@ -278,7 +278,7 @@ def task_section(
     bullets = "\n".join(f"- {n}" for n in notes)
     parts = [f"## {task}", _model_line(first), markdown_table(rows), bullets]
     if any(len(v.rates) > 1 for v in verdict.runs):
-        parts += ["### Learning rates", rate_grid_table(verdict)]
+        parts += [f"### Learning rates ({task})", rate_grid_table(verdict)]
     parts += [f"### Paired comparisons ({task})", comparisons_table(verdict)]
     return "\n\n".join(parts)
 

@@ -197,12 +197,17 @@ def judge_run(run: Run, rules: Rules = DEFAULT_RULES) -> RunVerdict:
     )
 
 
+MIN_SEEDS_WITHOUT_EXAMPLES = 3
+
+
 @dataclasses.dataclass(frozen=True)
 class Comparison:
     """A paired comparison of two encodings of one task on out-of-distribution exact match.
 
     `stats` is `paired_difference`'s dict for a - b; `order` is '>', '<' or '~'; `unit` says
-    what was paired ("examples" or "seed means"); em_a / em_b are the means compared.
+    what was paired ("examples" or "seed means"); em_a / em_b are the means compared. Paired
+    on seed means (runs without per-example scores), fewer than MIN_SEEDS_WITHOUT_EXAMPLES
+    shared seeds give no interval worth the name, so no ordering is claimed ('~').
     """
 
     a: str
@@ -252,13 +257,16 @@ def compare(a: RunVerdict, b: RunVerdict) -> Comparison | None:
     stats = paired_difference(
         sa, sb, confidence=rules.confidence, num_resamples=rules.num_resamples
     )
+    order = ordering(stats)
+    if not per_example and len(seeds) < MIN_SEEDS_WITHOUT_EXAMPLES:
+        order = "~"
     return Comparison(
         a=a.run.encoding,
         b=b.run.encoding,
         em_a=float(sa.mean()),
         em_b=float(sb.mean()),
         stats=stats,
-        order=ordering(stats),
+        order=order,
         unit="examples" if per_example else "seed means",
     )
 
