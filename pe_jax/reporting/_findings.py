@@ -253,8 +253,8 @@ def findings(tasks: dict[str, TaskVerdict], gain_items: Sequence[Gain] = ()) -> 
         elif tv.learned_at_scale:
             bar = tv.baseline_mean("input_blind", "exact_match", "in")
             out.append(
-                f"{task}: learned at this scale — best in-dist. EM {_f(tv.best[1])} by "
-                f"{tv.best[0]} beats the input-blind baseline ({_f(bar)}; majority "
+                f"{task}: above the input-blind baseline in distribution — best in-dist. EM "
+                f"{_f(tv.best[1])} by {tv.best[0]} vs input-blind {_f(bar)} (majority "
                 f"{_f(tv.baseline_mean('majority', 'exact_match', 'in'))}, uniform "
                 f"{_f(tv.baseline_mean('uniform', 'exact_match', 'in'))})."
             )
