@@ -5,7 +5,7 @@
       --only=reverse/rope,*/alibi
   python -m experiments.sweep report --workdir=runs/quick
 
-Rerunning skips finished runs and resumes partial ones. `report` rebuilds report.md,
+Rerunning skips finished runs and resumes partial ones. `report` rebuilds report.md, findings.md,
 results.csv and the PNG plots from the runs' results.json files without training.
 """
 

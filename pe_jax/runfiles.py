@@ -1,12 +1,13 @@
 """The run files: their names, results.json as a typed record, atomic writes, the sweep manifest.
 
 The one owner of what a run folder holds. Training writes these files and reporting reads them;
-both import this module, which imports only the standard library so that it sits below every
-package of pe_jax (reporting may import nothing above the encodings).
+both import this module, which imports only the standard library and NumPy so that it sits below
+every package of pe_jax (reporting may import nothing above the encodings).
 
 A run folder: config.json (the experiment config), metrics.jsonl (one JSON record per logged
 step, ``{"step": t, "loss": [S], ...}``, then ``{"step": steps, "event": "eval", ...}``),
-checkpoints/ (Orbax) and, once finished, results.json (`Results`). A sweep folder holds
+checkpoints/ (Orbax) and, once finished, results.json (`Results`) and examples.npz (the
+per-example scores of the evaluation, `write_examples`). A sweep folder holds
 sweep.json (the manifest) and one run folder per <task>/<encoding>.
 """
 
@@ -18,14 +19,19 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 RESULTS = "results.json"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
 MANIFEST = "sweep.json"
+EXAMPLES = "examples.npz"
 
 # The results.json schema. Files written before the version was recorded carry no
 # "schema_version" and have exactly the fields of version 1, so an absent version reads as 1.
+# Later fields are optional (baselines; learned, models, gate): a file without them is read
+# as before.
 SCHEMA_VERSION = 1
 
 
@@ -94,6 +100,14 @@ class Results:
       num_compilations, jax_version, backend, device_kind, device_count, process_count,
       mesh_shape, platform: recorded by the runner; None when a file (e.g. a hand-made one)
         lacks them, and then left out of its JSON.
+      baselines: what a model scores without learning the task, at the evaluated lengths, as
+        `pe_jax.tasks` task_baselines returns it: {"lengths": [n], "samples", "answer_tokens",
+        rule: {"exact_match": [n], "token_accuracy": [n], "exact_match_se": [n],
+        "token_accuracy_se": [n]}} for rule in uniform, majority, input_blind. Optional.
+      learned, models, gate: the learned-gate of the trainer, optional: learned [M] bools,
+        models [M] {"seed", "learning_rate"} (the model axis M of `metrics` when a run trains
+        several learning rates; absent = one model per seed at config.train.learning_rate),
+        gate {...} its settings and held-out scores.
       schema_version: the file's schema (SCHEMA_VERSION when written now).
     """
 
@@ -122,6 +136,10 @@ class Results:
     process_count: int | None = None
     mesh_shape: list[int] | None = None
     platform: str | None = None
+    baselines: dict | None = None
+    learned: list[bool] | None = None
+    models: list[dict] | None = None
+    gate: dict | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict:
@@ -178,6 +196,77 @@ def read_results(path: str | os.PathLike) -> Results:
     if path.is_dir():
         path = path / RESULTS
     return Results.from_json(read_json(path), source=str(path))
+
+
+def write_examples(
+    workdir: str | os.PathLike,
+    *,
+    lengths,
+    exact_match,
+    token_accuracy,
+    eval_seed: int,
+) -> Path:
+    """Writes <workdir>/examples.npz atomically: the evaluation's score of every example.
+
+    M models (the model axis of results.json's metrics), n lengths, E examples per length; the
+    examples of a length are the same for every model and every run with the same eval seed,
+    so two runs can be compared example by example.
+
+    Args:
+      lengths: int [n] evaluated lengths.
+      exact_match: bool [M, n, E]: every answer slot of the example right.
+      token_accuracy: float [M, n, E]: the fraction of its answer slots right.
+      eval_seed: the evaluation seed the examples were drawn with.
+
+    Raises:
+      ValueError: shapes that disagree.
+    """
+    lengths = np.asarray(lengths, np.int32)
+    exact_match = np.asarray(exact_match, bool)
+    token_accuracy = np.asarray(token_accuracy, np.float32)
+    if exact_match.ndim != 3 or exact_match.shape != token_accuracy.shape:
+        raise ValueError(
+            "exact_match and token_accuracy must share one shape [M, n, E], got "
+            f"{exact_match.shape} and {token_accuracy.shape}."
+        )
+    if lengths.shape != (exact_match.shape[1],):
+        raise ValueError(f"lengths must have shape [{exact_match.shape[1]}], got {lengths.shape}.")
+    path = Path(workdir) / EXAMPLES
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez_compressed(
+            f,
+            lengths=lengths,
+            exact_match=exact_match,
+            token_accuracy=token_accuracy,
+            eval_seed=np.int64(eval_seed),
+        )
+    os.replace(tmp, path)
+    return path
+
+
+def read_examples(path: str | os.PathLike) -> dict | None:
+    """The per-example scores of a run folder (or of its examples.npz); None if it has none.
+
+    Returns:
+      {"lengths": int [n], "exact_match": bool [M, n, E], "token_accuracy": float32 [M, n, E],
+       "eval_seed": int}.
+
+    Raises:
+      ValueError: the file is damaged (naming it).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / EXAMPLES
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as data:
+            out = {k: data[k] for k in ("lengths", "exact_match", "token_accuracy", "eval_seed")}
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"{path} is damaged ({e}).") from e
+    out["eval_seed"] = int(out["eval_seed"])
+    return out
 
 
 def write_manifest(root: str | os.PathLike, manifest: dict) -> None:

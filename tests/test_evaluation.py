@@ -85,3 +85,19 @@ def test_on_program_sees_each_bucket_once_and_wraps_every_call():
     assert calls == out["widths"] and len(calls) == len(lengths)
     assert out["num_compilations"] == len(built) + 1  # the buckets and the sampler
     assert out["metrics"]["loss"].shape == (len(settings.seeds), len(lengths))
+    # Every example's score is kept, and its mean is the per-length metric.
+    for name in ("exact_match", "token_accuracy"):
+        per_example = out["examples"][name]
+        assert per_example.shape == (len(settings.seeds), len(lengths), 4)
+        np.testing.assert_allclose(per_example.mean(-1), out["metrics"][name], atol=1e-6)
+
+
+def test_baselines_at_the_evaluated_lengths_match_the_task_definition():
+    from pe_jax.evaluation import baselines
+
+    task = get_task("copy", num_symbols=2)
+    out = baselines(task, layout="encoder", lengths=[1, 3], samples=64)
+    assert out["lengths"] == [1, 3] and out["answer_tokens"] == 2
+    # Uniform over 2 answer tokens: token accuracy 1/2, exact match (1/2)^T.
+    np.testing.assert_allclose(out["uniform"]["token_accuracy"], [0.5, 0.5])
+    np.testing.assert_allclose(out["uniform"]["exact_match"], [0.5, 0.125])

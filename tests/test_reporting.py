@@ -89,11 +89,11 @@ def sweep_dir(tmp_path_factory):
 
 
 def parse_tables(markdown):
-    """{section heading: [row dicts]} of every markdown table under a "## " heading."""
+    """{section heading: [row dicts]} of every markdown table under a "## " or "### " heading."""
     tables, section = {}, None
     for line in markdown.splitlines():
-        if line.startswith("## "):
-            section = line[3:].strip()
+        if line.startswith("## ") or line.startswith("### "):
+            section = line.split(" ", 1)[1].strip()
         elif line.startswith("|") and section is not None:
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             if set("".join(cells)) <= {"-"}:
@@ -111,10 +111,20 @@ def number(cell):
     return float(cell.replace("*", "").replace(",", "").rstrip("x"))
 
 
-def check_report_against_results(report_text, runs, metric_of):
-    """Every cell of every table equals its recomputation from the runs' raw per-length values.
+def learned_models(run, gate=0.99):
+    """bool [M], recomputed: results.json's "learned", else EM >= gate at the longest
+    evaluated training length."""
+    if run.results.learned is not None:
+        return np.asarray(run.results.learned, bool)
+    longest = run.lengths[run.lengths <= run.train_max_length].max()
+    return run.metric("exact_match")[:, run.lengths == longest][:, 0] >= gate
 
-    metric_of: protocol -> metric name shown in the tables.
+
+def check_report_against_results(report_text, runs):
+    """Every cell of every task table equals its recomputation from the runs' raw values.
+
+    Numbers are over the learned models of a run, or over all of them when none is learned
+    (then the row is marked); spreads are sample SDs (ddof=1).
     """
     tables = parse_tables(report_text)
     by_task = {}
@@ -123,26 +133,40 @@ def check_report_against_results(report_text, runs, metric_of):
     assert set(tables) >= set(by_task)
     for task, task_runs in by_task.items():
         rows = {r["encoding"]: r for r in tables[task]}
-        assert list(rows) == [r.encoding for r in task_runs]
+        assert [k for k in rows if not k.startswith("baseline: ")] == [
+            r.encoding for r in task_runs
+        ]
         nope = [r for r in task_runs if r.encoding_name == "none"]
         ref = nope[0] if nope else min(task_runs, key=lambda r: r.time_per_step_s)
-        best = max(
-            np.mean(r.metric(metric_of[r.protocol])[:, r.lengths > r.train_max_length].mean(1))
-            for r in task_runs
-        )
+        shown = {}
+        for run in task_runs:
+            learned = learned_models(run)
+            shown[run.encoding] = learned if learned.any() else np.ones_like(learned)
+
+        def ood(r, m, shown=shown):
+            return r.metric(m)[shown[r.encoding]][:, r.lengths > r.train_max_length]
+
+        learned_means = [
+            100 * ood(r, "exact_match").mean() for r in task_runs if learned_models(r).any()
+        ]
         for run in task_runs:
             row = rows[run.encoding]
-            values = run.metric(metric_of[run.protocol])  # [S, n], recomputed from raw values
             ind = run.lengths <= run.train_max_length
-            ood_seeds = values[:, ~ind].mean(1)
-            assert number(row["in-dist. %"]) == pytest.approx(
-                100 * values[:, ind].mean(), abs=0.051
-            )
-            mean_cell, std_cell = row["OOD % (mean ± std)"].split("±")
-            assert number(mean_cell) == pytest.approx(100 * ood_seeds.mean(), abs=0.051)
-            assert number(std_cell) == pytest.approx(100 * ood_seeds.std(), abs=0.051)
-            assert row["OOD % (mean ± std)"].startswith("**") == (
-                round(100 * ood_seeds.mean(), 1) == round(100 * best, 1)
+            assert row["gate"].startswith("✗") == (not learned_models(run).any())
+            for metric, prefix in (("exact_match", "EM"), ("token_accuracy", "tok.")):
+                values = run.metric(metric)[shown[run.encoding]]  # [k, n] from raw values
+                ood_seeds = values[:, ~ind].mean(1)
+                assert number(row[f"{prefix} in-dist. %"]) == pytest.approx(
+                    100 * values[:, ind].mean(), abs=0.051
+                )
+                mean_cell, sd_cell = row[f"{prefix} OOD % (mean ± sd)"].split("±")
+                sd = ood_seeds.std(ddof=1) if len(ood_seeds) > 1 else 0.0
+                assert number(mean_cell) == pytest.approx(100 * ood_seeds.mean(), abs=0.051)
+                assert number(sd_cell) == pytest.approx(100 * sd, abs=0.051)
+            bold = row["EM OOD % (mean ± sd)"].startswith("**")
+            assert bold == (
+                bool(learned_models(run).any())
+                and round(100 * ood(run, "exact_match").mean(), 1) == round(max(learned_means), 1)
             )
             seen = set()
             for factor in (1, 2, 4):
@@ -152,35 +176,55 @@ def check_report_against_results(report_text, runs, metric_of):
                     assert keys == []
                     continue
                 seen.add(length)
-                expected = 100 * values[:, run.lengths == length].mean()
-                assert number(row[keys[0]]) == pytest.approx(expected, abs=0.051)
+                em_cell, tok_cell = row[keys[0]].split("/")
+                for cell, metric in ((em_cell, "exact_match"), (tok_cell, "token_accuracy")):
+                    values = run.metric(metric)[shown[run.encoding]]
+                    expected = 100 * values[:, run.lengths == length].mean()
+                    assert number(cell) == pytest.approx(expected, abs=0.051)
             rel = run.time_per_step_s / ref.time_per_step_s
             assert number(row["step time (rel.)"]) == pytest.approx(rel, abs=0.0051)
             assert number(row["params"]) == run.num_params
+        baselines = task_runs[0].baselines
+        if baselines:
+            lengths = np.asarray(baselines["lengths"])
+            ind = lengths <= task_runs[0].train_max_length
+            for rule, title in (("uniform", "uniform"), ("majority", "majority"),
+                                ("input_blind", "input-blind")):  # fmt: skip
+                row = rows[f"baseline: {title}"]
+                for metric, prefix in (("exact_match", "EM"), ("token_accuracy", "tok.")):
+                    values = np.asarray(baselines[rule][metric])
+                    assert number(row[f"{prefix} in-dist. %"]) == pytest.approx(
+                        100 * values[ind].mean(), abs=0.051
+                    )
+                    assert number(row[f"{prefix} OOD % (mean ± sd)"]) == pytest.approx(
+                        100 * values[~ind].mean(), abs=0.051
+                    )
 
 
 def test_report_numbers_equal_those_recomputed_from_results(sweep_dir):
     root, paths = sweep_dir
     text = paths["report"].read_text()
-    metric_of = {"encoder": "token_accuracy", "decoder": "exact_match"}
-    check_report_against_results(text, load_runs(root), metric_of)
+    check_report_against_results(text, load_runs(root))
 
 
 def test_named_lengths_are_the_nearest_evaluated_and_nope_is_the_time_unit(sweep_dir):
     tables = parse_tables(sweep_dir[1]["report"].read_text())
     assert [k for k in tables["copy"][0] if k.startswith("T=")] == [
-        "T=6 (1x) %",
-        "T=13 (2x) %",
-        "T=25 (4x) %",
+        "T=6 (1x) EM / tok. %",
+        "T=13 (2x) EM / tok. %",
+        "T=25 (4x) EM / tok. %",
     ]
     assert [r["step time (rel.)"] for r in tables["copy"]] == ["1.00x", "1.20x", "2.00x"]
-    assert sum(r["OOD % (mean ± std)"].startswith("**") for r in tables["copy"]) == 1
+    # Random accuracies: EM = acc**2 never reaches the gate, so no run is learned and no
+    # value is bold (the best OOD mean is taken among learned runs only).
+    assert all(r["gate"].startswith("✗ not learned") for r in tables["copy"])
+    assert sum(r["EM OOD % (mean ± sd)"].startswith("**") for r in tables["copy"]) == 0
 
 
 def test_decoder_protocol_reports_exact_match_and_missing_runs_are_listed(sweep_dir):
     text = sweep_dir[1]["report"].read_text()
     reverse = text.split("## reverse")[1].split("## ")[0]
-    assert "exact match (`exact_match`)" in reverse
+    assert "Plotted metric: exact match (`exact_match`)" in reverse
     assert "## Not finished\n\n- copy/t5" in text
     assert text.startswith("# fake sweep\n")
 
@@ -194,14 +238,20 @@ def test_without_nope_step_time_is_relative_to_the_fastest(tmp_path):
     rows = parse_tables(text)["copy"]
     assert [r["step time (rel.)"] for r in rows] == ["1.00x", "1.50x"]  # alibi, rope: by path
     assert "the fastest encoding (alibi; no NoPE run in this task)" in text
-    assert [k for k in rows[0] if k.startswith("T=")] == ["T=4 (1x) %", "T=8 (2x) %"]
+    assert [k for k in rows[0] if k.startswith("T=")] == [
+        "T=4 (1x) EM / tok. %",
+        "T=8 (2x) EM / tok. %",
+    ]
 
 
 def test_csv_has_one_row_per_task_encoding_seed_length(sweep_dir):
     root, paths = sweep_dir
     with open(paths["csv"]) as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 2 * len(ENCODINGS) * 2 * len(LENGTHS)
+    assert len(rows) == 2 * len(ENCODINGS) * 2 * len(LENGTHS)  # no baselines in these files
+    header = list(rows[0])
+    assert header.index("exact_match") < header.index("token_accuracy")  # EM first
+    assert {r["kind"] for r in rows} == {"model"}
     keys = {(r["task"], r["encoding"], r["seed"], r["length"]) for r in rows}
     assert len(keys) == len(rows)
     for run in load_runs(root):
@@ -210,11 +260,13 @@ def test_csv_has_one_row_per_task_encoding_seed_length(sweep_dir):
             if r["task"] == run.task and r["encoding"] == run.encoding:
                 s, i = run.seeds.index(int(r["seed"])), LENGTHS.index(int(r["length"]))
                 assert float(r["token_accuracy"]) == acc[s, i]
+                assert r["learned"] == str(bool(learned_models(run)[s]))
                 assert r["split"] == ("in" if int(r["length"]) <= 6 else "out")
 
 
 def test_pngs_decode_to_the_expected_size(sweep_dir):
     _, paths = sweep_dir
+    assert paths["findings"].read_text().startswith("# Findings")
     for key in ("accuracy_plot", "cost_plot"):
         image = imread(paths[key])
         assert image.shape[:2] == figure_pixels(2, len(ENCODINGS))

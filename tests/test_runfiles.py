@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from pe_jax.runfiles import (
@@ -121,3 +122,18 @@ def test_truncate_metrics_keeps_steps_up_to_the_checkpoint(tmp_path):
     truncate_metrics(path, 10)
     assert [json.loads(x) for x in path.read_text().splitlines()] == lines[:2]
     truncate_metrics(tmp_path / "absent.jsonl", 3)  # nothing to keep: no error
+
+
+def test_examples_round_trip_and_absent_file_reads_as_none(tmp_path):
+    from pe_jax.runfiles import read_examples, write_examples
+
+    assert read_examples(tmp_path) is None
+    em = np.random.default_rng(0).uniform(size=(2, 3, 5)) < 0.5
+    write_examples(tmp_path, lengths=[1, 2, 4], exact_match=em, token_accuracy=em * 0.5,
+                   eval_seed=7)  # fmt: skip
+    back = read_examples(tmp_path)
+    np.testing.assert_array_equal(back["exact_match"], em)
+    np.testing.assert_array_equal(back["lengths"], [1, 2, 4])
+    assert back["eval_seed"] == 7 and back["token_accuracy"].dtype == np.float32
+    with pytest.raises(ValueError, match="lengths"):
+        write_examples(tmp_path, lengths=[1], exact_match=em, token_accuracy=em, eval_seed=0)

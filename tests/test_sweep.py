@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import ml_collections
+import numpy as np
 import pytest
 from matplotlib.image import imread
 from test_reporting import check_report_against_results
@@ -91,9 +92,21 @@ def test_report_of_the_smoke_sweep_matches_its_results(sweep):
     workdir = sweep["workdir"]
     runs = load_runs(workdir)
     text = (workdir / "report.md").read_text()
-    check_report_against_results(text, runs, {"encoder": "token_accuracy"})
+    check_report_against_results(text, runs)
     lines = (workdir / "results.csv").read_text().splitlines()
-    assert len(lines) == 1 + 2 * 2 * 4  # header + encodings x seeds x lengths
+    # header + encodings x seeds x lengths + baseline rules x lengths
+    assert len(lines) == 1 + 2 * 2 * 4 + 3 * 4
+    for run in runs:  # evaluation kept every example's score and the task's baselines
+        examples = run.examples
+        assert examples["exact_match"].shape == (2, 4, run.results.config["eval"]["samples"])
+        np.testing.assert_allclose(
+            examples["exact_match"].mean(-1), run.metric("exact_match"), atol=1e-6
+        )
+        np.testing.assert_allclose(
+            examples["token_accuracy"].mean(-1), run.metric("token_accuracy"), atol=1e-5
+        )
+        assert run.baselines["lengths"] == run.results.lengths
+    assert "baseline: input-blind" in text and "## Findings" in text
     for png in ("accuracy_vs_length.png", "ood_vs_cost.png"):
         assert imread(workdir / png).shape[:2] == figure_pixels(1, 2)
 

@@ -1,10 +1,12 @@
-"""Evaluation: per-length metrics in padded buckets, their summaries, attention maps."""
+"""Evaluation: per-length (and per-example) metrics in padded buckets, their summaries,
+the task's baselines, attention maps."""
 
 from pe_jax.evaluation._attention_maps import attention_maps, offset_concentration, sample_attention
-from pe_jax.evaluation._evaluate import bucket_means, evaluate, summarize
+from pe_jax.evaluation._evaluate import baselines, bucket_means, evaluate, summarize
 
 __all__ = [
     "attention_maps",
+    "baselines",
     "bucket_means",
     "evaluate",
     "offset_concentration",

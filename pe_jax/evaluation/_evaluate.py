@@ -5,6 +5,10 @@ same for every encoding and seed, so numbers are comparable across runs. The exa
 lengths are drawn by one sampler program at the widest width, then cropped to the bucket width
 of their length (the next power of two): the examples do not depend on the bucketing, and
 bucketed evaluation equals unpadded evaluation up to float rounding (padding is masked).
+
+Besides the per-length means, evaluation keeps every example's exact match and token accuracy
+(for paired comparisons between encodings on the same examples), and `baselines` scores the
+task's no-learning baselines at the same lengths.
 """
 
 from __future__ import annotations
@@ -17,21 +21,42 @@ import numpy as np
 from flax import nnx
 
 from pe_jax.loss import logits, per_example_metrics
-from pe_jax.tasks import Task, bucket_width
+from pe_jax.tasks import Task, bucket_width, task_baselines
 
 METRICS = ("token_accuracy", "exact_match", "loss")
+PER_EXAMPLE = ("exact_match", "token_accuracy")
+BASELINE_SAMPLES = 256  # examples per length for the baselines: seconds on a CPU
+
+
+def _scores(logits_BWV: jax.Array, batch) -> dict[str, jax.Array]:
+    """Per-example exact match (bool [B]) and token accuracy (float32 [B]) on the answer slots.
+
+    The same definitions as `pe_jax.loss.per_example_metrics`, before its mean over examples.
+    """
+    mask = batch.loss_mask
+    right = (jnp.argmax(logits_BWV, -1) == batch.targets) & mask
+    slots = mask.sum(-1)
+    return {
+        "exact_match": (right.sum(-1) == slots) & (slots > 0),
+        "token_accuracy": right.sum(-1) / jnp.maximum(slots, 1).astype(jnp.float32),
+    }
 
 
 def make_eval_program(graphdef: nnx.GraphDef, *, width: int):
     """A jitted, seed-vmapped function (params, rest, batch [B, W_max], key) -> metrics [S].
 
-    The batch is cropped to the static `width` inside the program.
+    The batch is cropped to the static `width` inside the program. Besides the means
+    ("token_accuracy", "exact_match", "loss": [S]) it returns each example's scores
+    "exact_match_per_example" (bool [S, B]) and "token_accuracy_per_example" (float32 [S, B]).
     """
 
     def one(params, rest, batch, key):
         batch = jax.tree.map(lambda x: x[:, :width] if x.ndim == 2 else x, batch)
         model = nnx.merge(graphdef, params, rest)
-        return per_example_metrics(logits(model, batch, key), batch)
+        out = logits(model, batch, key)
+        metrics = per_example_metrics(out, batch)
+        metrics.update({f"{k}_per_example": v for k, v in _scores(out, batch).items()})
+        return metrics
 
     return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None)))
 
@@ -64,7 +89,9 @@ def evaluate(
 
     Returns:
       {"lengths": [n], "widths": [n], "metrics": {name: float array [S, n]},
-       "num_compilations": int}.
+       "examples": {"exact_match": bool [S, n, samples], "token_accuracy": float32
+       [S, n, samples]} (the score of every example; the examples of a length are the same for
+       every model evaluated with this `seed`), "num_compilations": int}.
 
     Raises:
       ValueError: empty or non-positive lengths, samples < 1.
@@ -91,6 +118,7 @@ def evaluate(
     programs: dict[int, object] = {}
     base_key = jax.random.key(seed)
     out = {name: [] for name in METRICS}
+    examples = {name: [] for name in PER_EXAMPLE}
     for t, w in zip(lengths, padded, strict=True):
         key = jax.random.fold_in(base_key, t)
         batch = sampler(jax.random.fold_in(key, 0), t)
@@ -101,13 +129,65 @@ def evaluate(
         metrics = programs[w](state["params"], state["rest"], batch, jax.random.fold_in(key, 1))
         for name in METRICS:
             out[name].append(metrics[name])
+        for name in PER_EXAMPLE:
+            examples[name].append(metrics[f"{name}_per_example"])
     metrics = {name: np.asarray(jnp.stack(v, axis=-1), np.float64) for name, v in out.items()}
     return {
         "lengths": lengths,
         "widths": padded,
         "metrics": metrics,
+        "examples": {name: np.asarray(jnp.stack(v, axis=1)) for name, v in examples.items()},
         "num_compilations": len(programs) + 1,
     }
+
+
+class _FixedWidthSampler:
+    """`task`, sampled by one jitted program at a fixed width whatever the length (the
+    baselines' Monte Carlo then costs one compilation, not one per length)."""
+
+    def __init__(self, task: Task, *, layout: str, width: int, samples: int):
+        self._sample = jax.jit(
+            lambda key, t: task.sample(
+                key,
+                batch_size=samples,
+                length=jnp.full((samples,), t, jnp.int32),
+                layout=layout,
+                width=width,
+            )
+        )
+
+    def sample(self, key, *, batch_size: int, length: int, layout: str):
+        del batch_size, layout  # fixed at construction
+        return self._sample(key, length)
+
+
+def baselines(
+    task: Task,
+    *,
+    layout: str,
+    lengths: Sequence[int],
+    samples: int = BASELINE_SAMPLES,
+    seed: int = 0,
+) -> dict:
+    """The task's uniform, majority and input-blind baselines at `lengths` (host NumPy).
+
+    `pe_jax.tasks.task_baselines` on examples drawn at the widest bucket width
+    (padding slots are outside the answer mask, so the scores are those of unpadded examples).
+
+    Returns:
+      task_baselines' dict: {"lengths", "samples", "answer_tokens", rule: {"exact_match": [n],
+      "token_accuracy": [n], "exact_match_se": [n], "token_accuracy_se": [n]}}.
+
+    Raises:
+      ValueError: empty or non-positive lengths, samples < 4.
+    """
+    lengths = [int(t) for t in lengths]
+    if not lengths or min(lengths) < 1:
+        raise ValueError(f"lengths must be a non-empty list of ints >= 1, got {lengths[:5]}...")
+    samples = int(samples) + int(samples) % 2  # even: half fit, half score
+    width = bucket_width(max(task.width(t, layout) for t in lengths))
+    sampler = _FixedWidthSampler(task, layout=layout, width=width, samples=samples)
+    return task_baselines(sampler, layout=layout, lengths=lengths, samples=samples, seed=seed)
 
 
 def summarize(lengths: Sequence[int], values: np.ndarray, *, train_max: int) -> dict:

@@ -6,12 +6,15 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from pe_jax.reporting._findings import findings, findings_markdown, gains
 from pe_jax.reporting._plots import plot_accuracy_vs_length, plot_ood_vs_cost
 from pe_jax.reporting._results import load_runs, missing_runs, read_manifest
 from pe_jax.reporting._tables import markdown_report, write_csv
+from pe_jax.reporting._verdicts import Rules, judge
 
 REPORT = "report.md"
 CSV = "results.csv"
+FINDINGS = "findings.md"
 ACCURACY_PLOT = "accuracy_vs_length.png"
 COST_PLOT = "ood_vs_cost.png"
 
@@ -22,9 +25,11 @@ def write_report(
     out_dir: str | os.PathLike | None = None,
     metric: str | None = None,
     title: str | None = None,
+    gate_threshold: float = 0.99,
+    extrapolation_threshold: float = 0.9,
     log: Callable[[str], None] = print,
 ) -> dict[str, Path]:
-    """Writes report.md, results.csv and the two PNG plots for the finished runs of `workdir`.
+    """Writes report.md, findings.md, results.csv and the two PNG plots of `workdir`'s runs.
 
     Reads only results.json files (and the sweep manifest for order and unfinished runs), so a
     sweep can be re-reported at any time without retraining.
@@ -35,10 +40,14 @@ def write_report(
       metric: the metric of tables and plots; None = the manifest's choice, else per protocol
         (per-token accuracy for the encoder protocol, exact match for the decoder protocol).
       title: the report's first heading; default the manifest's name or the folder name.
+      gate_threshold: exact match at the longest training length(s) a model needs to count as
+        learned, where results.json records no gate of the trainer's.
+      extrapolation_threshold: the exact match that defines the extrapolation length.
       log: where the summary line goes.
 
     Returns:
-      {"report": ..., "csv": ..., "accuracy_plot": ..., "cost_plot": ...} paths written.
+      {"report": ..., "findings": ..., "csv": ..., "accuracy_plot": ..., "cost_plot": ...}
+      paths written. findings.md holds report.md's Findings section alone, for docs to quote.
 
     Raises:
       ValueError: `workdir` is not a folder or holds no finished run.
@@ -50,22 +59,29 @@ def write_report(
     metric = metric or manifest.get("metric") or None
     out = Path(out_dir or workdir)
     out.mkdir(parents=True, exist_ok=True)
+    rules = Rules(gate_threshold=gate_threshold, extrapolation_threshold=extrapolation_threshold)
+    verdicts = judge(runs, rules)
     paths = {
         "report": out / REPORT,
+        "findings": out / FINDINGS,
         "csv": out / CSV,
         "accuracy_plot": out / ACCURACY_PLOT,
         "cost_plot": out / COST_PLOT,
     }
-    write_csv(runs, paths["csv"])
-    plot_accuracy_vs_length(runs, paths["accuracy_plot"], metric=metric)
-    plot_ood_vs_cost(runs, paths["cost_plot"], metric=metric)
+    write_csv(runs, paths["csv"], verdicts=verdicts)
+    plot_accuracy_vs_length(runs, paths["accuracy_plot"], metric=metric, verdicts=verdicts)
+    plot_ood_vs_cost(runs, paths["cost_plot"], metric=metric, verdicts=verdicts)
     text = markdown_report(
         runs,
         title=title or manifest.get("name") or Path(workdir).resolve().name,
         metric=metric,
         images=[ACCURACY_PLOT, COST_PLOT],
         missing=missing_runs(workdir, runs),
+        verdicts=verdicts,
+        rules=rules,
     )
     paths["report"].write_text(text)
+    items = findings(verdicts, gains(verdicts))
+    paths["findings"].write_text(findings_markdown(items, heading="# Findings") + "\n")
     log(f"report of {len(runs)} runs written to {paths['report']}")
     return paths

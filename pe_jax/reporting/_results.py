@@ -9,14 +9,16 @@ order the tables as the sweep listed them and to name the runs that have not fin
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from pathlib import Path
 
 import numpy as np
 
-from pe_jax.runfiles import RESULTS, Results, read_manifest, read_results
+from pe_jax.runfiles import RESULTS, Results, read_examples, read_manifest, read_results
 
-METRICS = ("token_accuracy", "exact_match", "loss")
+# Exact match first, per-token accuracy beside it (the bench's order), then the loss.
+METRICS = ("exact_match", "token_accuracy", "loss")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +55,26 @@ class Run:
         return list(self.results.seeds)
 
     @property
+    def models(self) -> list[dict]:
+        """[M] {"seed", "learning_rate"}: the model axis of the metrics (results.json's
+        "models"; absent = one model per seed at config.train.learning_rate)."""
+        if self.results.models:
+            return [dict(m) for m in self.results.models]
+        rate = self.results.config.get("train", {}).get("learning_rate")
+        return [{"seed": s, "learning_rate": rate} for s in self.seeds]
+
+    @property
+    def baselines(self) -> dict | None:
+        """The task's baselines at the evaluated lengths (results.json's "baselines"), or None."""
+        return self.results.baselines
+
+    @functools.cached_property
+    def examples(self) -> dict | None:
+        """Per-example scores of the run folder's examples.npz (`pe_jax.runfiles.read_examples`),
+        or None for a run without one (written before the file existed)."""
+        return read_examples(self.path.parent)
+
+    @property
     def lengths(self) -> np.ndarray:
         """int [n] evaluated input lengths."""
         return np.asarray(self.results.lengths, dtype=np.int64)
@@ -71,11 +93,11 @@ class Run:
         return float(self.results.time_per_step_s)
 
     def metric(self, name: str) -> np.ndarray:
-        """float64 [S, n]: metric `name` per seed and evaluated length."""
+        """float64 [M, n]: metric `name` per model (seed, or seed x learning rate) and length."""
         return np.asarray(self.results.metrics[name], dtype=np.float64)
 
     def summary(self, name: str, split: str) -> np.ndarray:
-        """float64 [S]: the run's own mean of `name` over the in- or out-of-distribution lengths.
+        """float64 [M]: the run's own mean of `name` over the in- or out-of-distribution lengths.
 
         Args:
           split: "in_distribution" (T <= train_max_length) or "out_of_distribution".
@@ -144,29 +166,30 @@ def nearest_length(lengths: np.ndarray, target: float) -> int:
 
 
 def tidy_rows(runs: list[Run]) -> list[dict]:
-    """One row per (task, encoding, seed, length), every metric a column.
+    """One row per (task, encoding, model, length), every metric a column.
 
     Returns:
-      dicts with keys task, encoding, encoding_name, protocol, seed, length, train_max_length,
-      split ("in" for T <= train_max_length, else "out"), token_accuracy, exact_match, loss,
-      num_params, time_per_step_s, steps.
+      dicts with keys task, encoding, encoding_name, protocol, seed, learning_rate, length,
+      train_max_length, split ("in" for T <= train_max_length, else "out"), exact_match,
+      token_accuracy, loss, num_params, time_per_step_s, steps.
     """
     rows = []
     for run in runs:
         values = {name: run.metric(name) for name in METRICS if name in run.results.metrics}
-        for s, seed in enumerate(run.seeds):
+        for m, model in enumerate(run.models):
             for i, length in enumerate(run.lengths.tolist()):
                 row = {
                     "task": run.task,
                     "encoding": run.encoding,
                     "encoding_name": run.encoding_name,
                     "protocol": run.protocol,
-                    "seed": seed,
+                    "seed": model["seed"],
+                    "learning_rate": model["learning_rate"],
                     "length": length,
                     "train_max_length": run.train_max_length,
                     "split": "in" if length <= run.train_max_length else "out",
                 }
-                row.update({name: float(v[s, i]) for name, v in values.items()})
+                row.update({name: float(v[m, i]) for name, v in values.items()})
                 row.update(
                     num_params=run.num_params,
                     time_per_step_s=run.time_per_step_s,

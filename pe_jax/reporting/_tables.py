@@ -1,4 +1,4 @@
-"""Tables from finished runs: one summary row per (task, encoding), report.md and results.csv."""
+"""Tables from finished runs: one row per (task, encoding) and per baseline, report.md, CSV."""
 
 from __future__ import annotations
 
@@ -11,7 +11,21 @@ from pathlib import Path
 
 import numpy as np
 
-from pe_jax.reporting._results import Run, default_metric, nearest_length, tidy_rows
+from pe_jax.reporting._findings import (
+    BASELINE_TITLES,
+    comparisons_table,
+    findings,
+    findings_markdown,
+    format_rate,
+    gains,
+    gains_section,
+    rate_grid_table,
+)
+from pe_jax.reporting._results import METRICS, Run, default_metric, nearest_length, tidy_rows
+from pe_jax.reporting._verdicts import DEFAULT_RULES, Rules, TaskVerdict, judge, judge_task
+
+BASELINES = ("uniform", "majority", "input_blind")  # the rules of pe_jax.tasks.task_baselines
+SPLITS = ("in", "out")
 
 # Named lengths of the table: multiples of the longest training length.
 LENGTH_FACTORS = (1, 2, 4)
@@ -24,31 +38,26 @@ METRIC_TITLES = {
 
 @dataclasses.dataclass(frozen=True)
 class Row:
-    """The numbers of one encoding in one task (means and spreads over seeds).
+    """One line of a task's table: an encoding (its shown models) or a baseline rule.
 
-    Accuracies are fractions in [0, 1]; `at_length` maps a factor of the training length to
-    (the nearest evaluated length, the mean over seeds there).
+    Accuracies are fractions in [0, 1]. `em` and `tok` map "in"/"out" to (mean, sample SD,
+    CI low, CI high) over the shown models (a baseline has one value, SD 0, no CI);
+    `at_length` maps a factor of the training length to (the nearest evaluated length, EM,
+    token accuracy there). Baselines leave the model-only fields None.
     """
 
     task: str
     encoding: str
-    encoding_name: str
-    num_seeds: int
-    in_distribution: float
-    ood_per_seed: tuple[float, ...]
-    at_length: dict[int, tuple[int, float]]
-    time_per_step_s: float
-    relative_step_time: float
-    num_params: int
-
-    @property
-    def ood_mean(self) -> float:
-        return float(np.mean(self.ood_per_seed))
-
-    @property
-    def ood_std(self) -> float:
-        """Population standard deviation over seeds (ddof=0; 0 for one seed)."""
-        return float(np.std(self.ood_per_seed))
+    kind: str  # "model" | "baseline"
+    em: dict[str, tuple[float, float, float, float]]
+    tok: dict[str, tuple[float, float, float, float]]
+    at_length: dict[int, tuple[int, float, float]]
+    gate: str = "—"
+    learned: bool = True
+    extrapolation: tuple[float, float, float] | None = None
+    learning_rate: str = "—"
+    relative_step_time: float | None = None
+    num_params: int | None = None
 
 
 def task_metric(runs: Sequence[Run], metric: str | None) -> str:
@@ -69,75 +78,142 @@ def time_reference(runs: Sequence[Run]) -> tuple[Run, str]:
     return fastest, f"the fastest encoding ({fastest.encoding}; no NoPE run in this task)"
 
 
-def summarize_task(runs: Sequence[Run], *, metric: str) -> list[Row]:
-    """Summary rows of the runs of one task, in the given order.
+def _named_lengths(lengths: np.ndarray, train_max: int) -> dict[int, int]:
+    return {f: nearest_length(lengths, f * train_max) for f in LENGTH_FACTORS}
 
-    Raises:
-      ValueError: a run lacks `metric`.
-    """
-    reference, _ = time_reference(runs)
+
+def _baseline_rows(tv: TaskVerdict, named: dict[int, int]) -> list[Row]:
     rows = []
-    for run in runs:
-        if metric not in run.results.metrics:
-            have = sorted(run.results.metrics)
-            raise ValueError(f"metric {metric!r} is not in {run.path}; it has {have}.")
-        values = run.metric(metric)  # [S, n]
-        lengths = run.lengths
+    lengths = np.asarray(tv.baselines["lengths"])
+    for rule in BASELINES:
+        values = tv.baselines[rule]
         at_length = {}
-        for factor in LENGTH_FACTORS:
-            length = nearest_length(lengths, factor * run.train_max_length)
-            at_length[factor] = (length, float(values[:, lengths == length].mean()))
-        rows.append(
-            Row(
-                task=run.task,
-                encoding=run.encoding,
-                encoding_name=run.encoding_name,
-                num_seeds=len(run.seeds),
-                in_distribution=float(np.mean(run.summary(metric, "in_distribution"))),
-                ood_per_seed=tuple(run.summary(metric, "out_of_distribution").tolist()),
-                at_length=at_length,
-                time_per_step_s=run.time_per_step_s,
-                relative_step_time=run.time_per_step_s / reference.time_per_step_s,
-                num_params=run.num_params,
+        for factor, length in named.items():
+            i = np.flatnonzero(lengths == length)
+            at = (
+                (values["exact_match"][i[0]], values["token_accuracy"][i[0]])
+                if i.size
+                else (
+                    float("nan"),
+                    float("nan"),
+                )
             )
+            at_length[factor] = (length, *at)
+        em, tok = (
+            {s: (tv.baseline_mean(rule, m, s), 0.0, float("nan"), float("nan")) for s in SPLITS}
+            for m in ("exact_match", "token_accuracy")
+        )
+        rows.append(
+            Row(tv.task, f"baseline: {BASELINE_TITLES[rule]}", "baseline", em, tok, at_length)
         )
     return rows
 
 
+def summarize_task(
+    runs: Sequence[Run], *, verdict: TaskVerdict | None = None, rules: Rules = DEFAULT_RULES
+) -> list[Row]:
+    """Summary rows of the runs of one task, in the given order, then its baselines.
+
+    Numbers are over each run's counted models (learned, at the chosen learning rate); a run
+    with none is shown over its models at the chosen rate, marked not learned.
+
+    Raises:
+      ValueError: a run lacks exact_match or token_accuracy.
+    """
+    for run in runs:
+        missing = [m for m in ("exact_match", "token_accuracy") if m not in run.results.metrics]
+        if missing:
+            have = sorted(run.results.metrics)
+            raise ValueError(f"metrics {missing} are not in {run.path}; it has {have}.")
+    verdict = verdict or judge_task(runs[0].task, runs, rules)
+    reference, _ = time_reference(runs)
+    named = _named_lengths(runs[0].lengths, runs[0].train_max_length)
+    rows = []
+    for v in verdict.runs:
+        run = v.run
+        em, tok = run.metric("exact_match")[v.shown], run.metric("token_accuracy")[v.shown]
+        at_length = {}
+        for factor in LENGTH_FACTORS:
+            length = nearest_length(run.lengths, factor * run.train_max_length)
+            sel = run.lengths == length
+            at_length[factor] = (length, float(em[:, sel].mean()), float(tok[:, sel].mean()))
+        rate = format_rate(v.chosen_rate)
+        rows.append(
+            Row(
+                task=run.task,
+                encoding=run.encoding,
+                kind="model",
+                em={s: v.spread("exact_match", s) for s in SPLITS},
+                tok={s: v.spread("token_accuracy", s) for s in SPLITS},
+                at_length=at_length,
+                gate=v.gate_label,
+                learned=v.any_learned,
+                extrapolation=v.extrapolation(),
+                learning_rate=rate if len(v.rates) == 1 else f"{rate} (of {len(v.rates)})",
+                relative_step_time=run.time_per_step_s / reference.time_per_step_s,
+                num_params=run.num_params,
+            )
+        )
+    if verdict.baselines:
+        rows += _baseline_rows(verdict, named)
+    return rows
+
+
 def _pct(x: float) -> str:
-    return "—" if math.isnan(x) else f"{100 * x:.1f}"
+    return "—" if x is None or math.isnan(x) else f"{100 * x:.1f}"
+
+
+def _spread(cell: tuple[float, float, float, float], kind: str) -> str:
+    mean, sd, _, _ = cell
+    return _pct(mean) if kind == "baseline" else f"{_pct(mean)} ± {_pct(sd)}"
+
+
+def _ci_cell(cell: tuple[float, float, float, float]) -> str:
+    _, _, low, high = cell
+    return "—" if math.isnan(low) else f"[{_pct(low)}, {_pct(high)}]"
 
 
 def markdown_table(rows: Sequence[Row]) -> str:
-    """A markdown table of summary rows; the best mean OOD value is in bold.
+    """A markdown table of summary rows; the best OOD EM mean among learned runs is in bold.
 
-    Columns: encoding, in-distribution %, OOD % (mean ± std over seeds), the metric at the
-    lengths nearest 1x/2x/4x the training length, relative step time, parameter count.
+    Columns: encoding, gate (learned models, or ✗ not learned), exact match in distribution,
+    OOD mean ± sample SD and its 95% bootstrap CI over seeds, per-token accuracy in
+    distribution and OOD, EM / token accuracy at the lengths nearest 1x/2x/4x the training
+    length, extrapolation length (x training length, 95% CI), learning rate, relative step
+    time, parameter count. Baseline rows fill the metric columns only.
     """
     first = rows[0]
-    # Drop a factor whose nearest evaluated length repeats an earlier one (grid too short).
-    seen, named = set(), []
+    seen, named = set(), []  # drop a factor whose nearest length repeats (grid too short)
     for f in LENGTH_FACTORS:
         length = first.at_length[f][0]
         if length not in seen:
             seen.add(length)
             named.append(f)
     header = (
-        ["encoding", "in-dist. %", "OOD % (mean ± std)"]
-        + [f"T={first.at_length[f][0]} ({f}x) %" for f in named]
-        + ["step time (rel.)", "params"]
+        ["encoding", "gate", "EM in-dist. %", "EM OOD % (mean ± sd)", "EM OOD 95% CI"]
+        + ["tok. in-dist. %", "tok. OOD % (mean ± sd)"]
+        + [f"T={first.at_length[f][0]} ({f}x) EM / tok. %" for f in named]
+        + ["extrap. (x train) [95% CI]", "lr", "step time (rel.)", "params"]
     )
-    ood = [r.ood_mean for r in rows if not math.isnan(r.ood_mean)]
-    best = _pct(max(ood)) if ood else None
+    learned = [r.em["out"][0] for r in rows if r.kind == "model" and r.learned]
+    learned = [x for x in learned if not math.isnan(x)]
+    best = _pct(max(learned)) if learned else None
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     for r in rows:
-        cell = f"{_pct(r.ood_mean)} ± {_pct(r.ood_std)}"
-        if best is not None and _pct(r.ood_mean) == best:
-            cell = f"**{cell}**"
+        ood = _spread(r.em["out"], r.kind)
+        if r.kind == "model" and r.learned and _pct(r.em["out"][0]) == best:
+            ood = f"**{ood}**"
+        ext = "—"
+        if r.extrapolation is not None:
+            mean, low, high = r.extrapolation
+            ext = f"{mean:.2f}x [{low:.2f}, {high:.2f}]"
+        model = r.kind == "model"
         cells = (
-            [r.encoding, _pct(r.in_distribution), cell]
-            + [_pct(r.at_length[f][1]) for f in named]
-            + [f"{r.relative_step_time:.2f}x", f"{r.num_params:,}"]
+            [r.encoding, r.gate, _pct(r.em["in"][0]), ood, _ci_cell(r.em["out"])]
+            + [_pct(r.tok["in"][0]), _spread(r.tok["out"], r.kind)]
+            + [f"{_pct(r.at_length[f][1])} / {_pct(r.at_length[f][2])}" for f in named]
+            + [ext, r.learning_rate]
+            + ([f"{r.relative_step_time:.2f}x", f"{r.num_params:,}"] if model else ["—", "—"])
         )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -146,32 +222,65 @@ def markdown_table(rows: Sequence[Row]) -> str:
 def _model_line(run: Run) -> str:
     config = run.results.config
     model, train = config.get("model", {}), config.get("train", {})
+    grid = list(dict.fromkeys(m["learning_rate"] for m in run.models))
+    rates = format_rate(grid[0]) if len(grid) == 1 else "s " + ", ".join(map(format_rate, grid))
     return (
         f"{run.protocol} protocol; model of depth {model.get('num_layers')}, width "
         f"{model.get('width')}, {model.get('num_heads')} heads; {train.get('steps')} steps of "
-        f"batch {train.get('batch_size')} at learning rate {train.get('learning_rate')}; "
+        f"batch {train.get('batch_size')} at learning rate {rates}; "
         f"trained on lengths {train.get('min_length')}..{run.train_max_length}, evaluated on "
         f"{int(run.lengths.min())}..{int(run.lengths.max())} ({len(run.lengths)} lengths, "
         f"{config.get('eval', {}).get('samples')} examples each); seeds {run.seeds}."
     )
 
 
-def task_section(task: str, runs: Sequence[Run], *, metric: str | None = None) -> str:
-    """The report.md section of one task: a heading, the setup, the table and its notes."""
+def task_section(
+    task: str,
+    runs: Sequence[Run],
+    *,
+    metric: str | None = None,
+    verdict: TaskVerdict | None = None,
+    rules: Rules = DEFAULT_RULES,
+) -> str:
+    """The report.md section of one task: heading, setup, table, notes, rates, comparisons."""
+    verdict = verdict or judge_task(task, runs, rules)
     metric = task_metric(runs, metric)
-    rows = summarize_task(runs, metric=metric)
+    rows = summarize_task(runs, verdict=verdict, rules=rules)
     ref, ref_name = time_reference(runs)
     first = runs[0]
+    rules = verdict.runs[0].rules
+    gate_lengths = sorted({t for v in verdict.runs for t in v.gate_lengths})
     notes = [
-        f"Metric: {METRIC_TITLES.get(metric, metric)} (`{metric}`), in percent. In-dist. = mean "
-        f"over lengths <= {first.train_max_length}; OOD = mean over the longer evaluated "
-        "lengths, then mean ± standard deviation (ddof=0) over seeds; best OOD mean in bold.",
+        "Exact match (EM) first, per-token accuracy (tok.) beside it, in percent. In-dist. = "
+        f"mean over lengths <= {first.train_max_length}; OOD = mean over the longer evaluated "
+        "lengths; then mean ± sample SD (ddof=1) over the learned models and a 95% bootstrap "
+        "CI over seeds. Best OOD EM mean among learned encodings in bold.",
+        f"Gate: a model is learned when its EM reaches {rules.gate_threshold:g} at the longest "
+        f"training length(s) (T={', '.join(map(str, gate_lengths))}) unless results.json "
+        "records the trainer's gate; ✗ marks a run with no learned model, whose numbers are "
+        "over all its models and which enters no ordering or aggregate.",
+        f"Extrap.: the largest evaluated length up to which EM >= "
+        f"{rules.extrapolation_threshold:g} at every length, divided by the training length "
+        "(mean over learned models, 95% bootstrap CI).",
+        "Baseline rows: no learning (uniform answer tokens; the majority input symbol; the "
+        "best input-blind rule), Monte Carlo from the task's sampler.",
+        f"Plotted metric: {METRIC_TITLES.get(metric, metric)} (`{metric}`).",
         "Step time: steady-state time per training step (all seeds in one program) relative "
         f"to {ref_name}, which took {1000 * ref.time_per_step_s:.1f} ms per step on "
         f"{ref.results.device_kind or '?'} ({ref.results.backend or '?'}).",
     ]
+    if verdict.learned_at_scale is False:
+        notes.insert(
+            0,
+            "**Not learned at this scale**: no encoding beats the input-blind "
+            "baseline in distribution; this task enters no ordering or aggregate.",
+        )
     bullets = "\n".join(f"- {n}" for n in notes)
-    return f"## {task}\n\n{_model_line(first)}\n\n{markdown_table(rows)}\n\n{bullets}"
+    parts = [f"## {task}", _model_line(first), markdown_table(rows), bullets]
+    if any(len(v.rates) > 1 for v in verdict.runs):
+        parts += [f"### Learning rates ({task})", rate_grid_table(verdict)]
+    parts += [f"### Paired comparisons ({task})", comparisons_table(verdict)]
+    return "\n\n".join(parts)
 
 
 def group_by_task(runs: Sequence[Run]) -> dict[str, list[Run]]:
@@ -189,18 +298,30 @@ def markdown_report(
     metric: str | None = None,
     images: Sequence[str] = (),
     missing: Sequence[str] = (),
+    verdicts: dict[str, TaskVerdict] | None = None,
+    rules: Rules = DEFAULT_RULES,
 ) -> str:
-    """The whole report.md: a title, one section per task, the images, unfinished runs.
+    """The whole report.md: title, findings, one section per task, gains, images, unfinished.
 
     Args:
       runs: finished runs (see `load_runs`).
       title: the first heading.
-      metric: the metric of every table; None = per protocol (`default_metric`).
+      metric: the plotted metric; None = per protocol (`default_metric`).
       images: relative paths of PNGs to embed.
       missing: "task/encoding" names of planned runs without results.
+      verdicts: `judge(runs, rules)`, if already computed.
+      rules: the gate and extrapolation thresholds.
     """
+    verdicts = verdicts or judge(runs, rules)
+    gain_items = gains(verdicts)
     parts = [f"# {title}", "Generated from the runs' results.json files by pe_jax.reporting."]
-    parts += [task_section(t, rs, metric=metric) for t, rs in group_by_task(runs).items()]
+    parts.append(findings_markdown(findings(verdicts, gain_items)))
+    parts += [
+        task_section(t, rs, metric=metric, verdict=verdicts[t], rules=rules)
+        for t, rs in group_by_task(runs).items()
+    ]
+    if gain_items:
+        parts.append(gains_section(gain_items))
     if images:
         parts.append("## Plots")
         parts += [f"![{Path(p).stem}]({p})" for p in images]
@@ -209,11 +330,48 @@ def markdown_report(
     return "\n\n".join(parts) + "\n"
 
 
-def write_csv(runs: Sequence[Run], path: str | os.PathLike) -> Path:
-    """Writes results.csv: one row per (task, encoding, seed, length); see `tidy_rows`."""
-    rows = tidy_rows(list(runs))
+def write_csv(
+    runs: Sequence[Run],
+    path: str | os.PathLike,
+    *,
+    verdicts: dict[str, TaskVerdict] | None = None,
+    rules: Rules = DEFAULT_RULES,
+) -> Path:
+    """Writes results.csv: one row per (task, encoding, model, length) (see `tidy_rows`) with
+    kind "model", learned and selected (trained at the chosen learning rate) columns, then one
+    row per (task, baseline rule, length) with kind "baseline"."""
+    verdicts = verdicts or judge(runs, rules)
+    rows = []
+    for task, tv in verdicts.items():
+        for v in tv.runs:
+            for row in tidy_rows([v.run]):
+                m = next(
+                    i
+                    for i, model in enumerate(v.run.models)
+                    if (model["seed"], model["learning_rate"])
+                    == (row["seed"], row["learning_rate"])
+                )
+                rows.append(
+                    {"kind": "model", **row, "learned": bool(v.learned[m]),
+                     "selected": bool(v.selected[m])}
+                )  # fmt: skip
+        if tv.baselines:
+            train_max = tv.runs[0].run.train_max_length
+            for rule in BASELINES:
+                for i, length in enumerate(tv.baselines["lengths"]):
+                    rows.append(
+                        {
+                            "kind": "baseline",
+                            "task": task,
+                            "encoding": f"baseline:{rule}",
+                            "length": length,
+                            "train_max_length": train_max,
+                            "split": "in" if length <= train_max else "out",
+                            **{m: tv.baselines[rule][m][i] for m in METRICS[:2]},
+                        }
+                    )
     path = Path(path)
-    fields = list(rows[0]) if rows else ["task", "encoding", "seed", "length"]
+    fields = list(rows[0]) if rows else ["kind", "task", "encoding", "seed", "length"]
     for row in rows:  # a run may lack a metric the first one has, or have one more
         fields += [k for k in row if k not in fields]
     with open(path, "w", newline="") as f:

@@ -17,11 +17,13 @@ from pe_jax.tasks._base import (
     Task,
     bucket_width,
 )
+from pe_jax.tasks._baselines import BASELINES, task_baselines
 from pe_jax.tasks._recall import AssociativeRecall, FlipFlop, SelectiveCopy
 from pe_jax.tasks._registry import get_task, list_tasks
 from pe_jax.tasks._sequence import Copy, Duplicate, MissingDuplicate, OddsFirst, Reverse, Sort
 
 __all__ = [
+    "BASELINES",
     "EMPTY",
     "END",
     "FIRST_SYMBOL",
@@ -44,4 +46,5 @@ __all__ = [
     "bucket_width",
     "get_task",
     "list_tasks",
+    "task_baselines",
 ]

@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from pe_jax.evaluation import bucket_means, evaluate, summarize
+from pe_jax.evaluation import baselines, bucket_means, evaluate, summarize
 from pe_jax.runfiles import (
     CHECKPOINTS,
     CONFIG,
@@ -32,6 +32,7 @@ from pe_jax.runfiles import (
     read_json,
     read_results,
     truncate_metrics,
+    write_examples,
     write_json_atomic,
     write_results,
 )
@@ -170,6 +171,11 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> d
         seed=s.eval_seed,
     )
     eval_time = time.perf_counter() - t0
+    # Issue 14: per-example scores (examples.npz) and the task's baselines (results.json).
+    task_baselines = baselines(s.task, layout=s.protocol, lengths=ev["lengths"], seed=s.eval_seed)
+    if is_primary():
+        write_examples(workdir, lengths=ev["lengths"], eval_seed=s.eval_seed, **ev["examples"])
+    # End of issue 14's call site.
     metrics = {name: values.tolist() for name, values in ev["metrics"].items()}
     results = Results(
         config=config_dict,
@@ -204,6 +210,7 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> d
         process_count=jax.process_count(),
         mesh_shape=[mesh.shape["seeds"], mesh.shape["data"]],
         platform=platform.platform(),
+        baselines=task_baselines,
     )
     if is_primary():
         with open(workdir / METRICS, "a") as f:
