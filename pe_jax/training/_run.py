@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,8 +41,11 @@ class NonFiniteError(FloatingPointError):
 
 
 def write_json_atomic(path: Path, data) -> None:
-    """Writes JSON to a temporary file in the same folder, then renames it over `path`."""
-    tmp = path.with_name(path.name + ".tmp")
+    """Writes JSON to a temporary file in the same folder, then renames it over `path`.
+
+    The temporary name is unique to the writer, so concurrent writers (sweep processes
+    writing the same manifest) never rename each other's half-written file."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
     os.replace(tmp, path)
 
