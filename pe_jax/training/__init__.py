@@ -1,6 +1,14 @@
 """Training: optimizer, mesh, the seed-vmapped step, and the resumable run."""
 
+from pe_jax.training._claims import Claim, read_claim, try_claim
 from pe_jax.training._distributed import initialize_distributed, is_primary
+from pe_jax.training._executors import (
+    LocalExecutor,
+    Outcome,
+    RayExecutor,
+    make_executor,
+    parse_shard,
+)
 from pe_jax.training._load import LoadedRun, load_run
 from pe_jax.training._mesh import check_divisible, make_mesh
 from pe_jax.training._optim import make_optimizer, make_schedule
@@ -10,8 +18,12 @@ from pe_jax.training._step import TrainProgram, make_train_program, model_split
 from pe_jax.training._sweep import SweepRun, expand_sweep, run_sweep, select_runs
 
 __all__ = [
+    "Claim",
     "LoadedRun",
+    "LocalExecutor",
     "NonFiniteError",
+    "Outcome",
+    "RayExecutor",
     "Settings",
     "SweepRun",
     "TrainProgram",
@@ -20,13 +32,17 @@ __all__ = [
     "initialize_distributed",
     "is_primary",
     "load_run",
+    "make_executor",
     "make_mesh",
     "make_optimizer",
     "make_schedule",
     "make_train_program",
     "model_split",
+    "parse_shard",
+    "read_claim",
     "run_sweep",
     "select_runs",
     "settings_from_config",
     "train_and_evaluate",
+    "try_claim",
 ]
