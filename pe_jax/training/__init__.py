@@ -5,13 +5,13 @@ from pe_jax.training._distributed import initialize_distributed, is_primary
 from pe_jax.training._executors import (
     LocalExecutor,
     Outcome,
-    RayExecutor,
     make_executor,
     parse_shard,
 )
 from pe_jax.training._load import LoadedRun, load_run
 from pe_jax.training._mesh import check_divisible, make_mesh
 from pe_jax.training._optim import make_optimizer, make_schedule
+from pe_jax.training._ray_executor import RayExecutor
 from pe_jax.training._run import NonFiniteError, train_and_evaluate
 from pe_jax.training._settings import Settings, settings_from_config
 from pe_jax.training._step import TrainProgram, make_train_program, model_split

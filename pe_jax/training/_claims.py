@@ -7,9 +7,11 @@ modification time, touched through the open descriptor by a daemon thread every
 `heartbeat_s` (so a claim that was taken over is never refreshed by its old owner).
 
 A claim is stale when its pid is dead on this host, or when it has not been touched for
-`stale_after_s` (a process on another host, or one that hangs). A stale claim is taken over
-atomically: the taker renames it to a private name (one renamer wins), checks that the file
-it now holds is the stale one it judged, deletes it, and creates its own with `O_EXCL`.
+`stale_after_s` (a process on another host, or one that hangs; across hosts this compares the
+file server's mtime with this host's clock, so `stale_after_s` should dwarf any clock skew).
+A stale claim is taken over atomically: the taker renames it to a private name (one renamer
+wins), checks that the file it now holds is the stale one it judged, deletes it, and creates
+its own with `O_EXCL`.
 
 A run that fails leaves `failed.json` (its error, host, pid, time) beside the released claim:
 peers started before the failure skip it; a sweep started afterwards retries it.
@@ -102,10 +104,6 @@ class Claim:
             return os.stat(self.path).st_ino == self._ino
         except FileNotFoundError:
             return False
-
-    def touch(self) -> None:
-        """Refreshes the heartbeat now (e.g. at a checkpoint)."""
-        os.utime(self._fd)
 
     def release(self) -> None:
         """Stops the heartbeat and deletes claim.json if it is still this claim's. Idempotent."""

@@ -6,8 +6,9 @@ executors, shards and separate sweep processes can share one sweep folder.
 - `LocalExecutor(workers=K)`: K runs at once, each in a fresh 'spawn' process pinned to its
   share of this process's cores (`os.sched_setaffinity`); XLA:CPU sizes its thread pool from
   that affinity, and with one core per worker Eigen's intra-op threading is switched off.
-- `RayExecutor`: each run is one Ray task asking for `cpus_per_run` CPUs (or `gpus_per_run`
-  GPUs; Ray then sets CUDA_VISIBLE_DEVICES, so JAX inside the task sees only its devices).
+- `RayExecutor` (`_ray_executor`): each run is one Ray task asking for `cpus_per_run` CPUs
+  (or `gpus_per_run` GPUs; Ray then sets CUDA_VISIBLE_DEVICES, so JAX inside the task sees
+  only its devices).
 Executors yield an `Outcome` per run as runs complete; a run that raises or whose worker dies
 is an Outcome "failed" with its error, and the others go on.
 """
@@ -22,7 +23,6 @@ import queue
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 
 from pe_jax.training._claims import (
     FAILED,
@@ -100,7 +100,8 @@ def run_claimed(
         return Outcome(run.name, "trained", seconds=time.perf_counter() - t0)
 
 
-def _held_elsewhere(run, root, claims: ClaimOptions) -> bool:
+def held_elsewhere(run, root, claims: ClaimOptions) -> bool:
+    """Whether another process holds a live claim on the run (a look, not a claim)."""
     claim = read_claim(run.workdir(root))
     return claim is not None and not is_stale(claim, stale_after_s=claims.stale_after_s)
 
@@ -120,7 +121,7 @@ class LocalExecutor:
     def run(self, runs, root, *, overwrite, claims, started, log) -> Iterator[Outcome]:
         if self.workers == 1:
             for run in runs:
-                if not _held_elsewhere(run, root, claims):
+                if not held_elsewhere(run, root, claims):
                     started(run)
                 yield run_claimed(
                     run, root, overwrite=overwrite, claims=claims, log=lambda m: log(f"  {m}")
@@ -133,10 +134,10 @@ class LocalExecutor:
         for cores in core_shares(self.workers):
             slots.put(cores)
         context = multiprocessing.get_context("spawn")
-        cache_dir = _cache_dir()
+        cache_dir = compile_cache_dir()
 
         def one(run) -> Outcome:
-            if _held_elsewhere(run, root, claims):  # spare a process start
+            if held_elsewhere(run, root, claims):  # spare a process start
                 return Outcome(run.name, "claimed")
             cores = slots.get()
             receive, send = context.Pipe(duplex=False)
@@ -175,7 +176,8 @@ def core_shares(workers: int) -> list[set[int]]:
     return [set(cores[i * n // workers : (i + 1) * n // workers]) for i in range(workers)]
 
 
-def _cache_dir() -> str:
+def compile_cache_dir() -> str:
+    """This process's persistent compilation cache folder ("" = none), for its workers."""
     import jax
 
     return jax.config.jax_compilation_cache_dir or ""
@@ -197,100 +199,6 @@ def _worker_main(run, root, overwrite, claims, cores, cache_dir, send) -> None:
     send.close()
 
 
-def _ray_task(run, root, overwrite, claims, cache_dir, xla_flags) -> Outcome:
-    if xla_flags is not None and "XLA_FLAGS" not in os.environ:
-        os.environ["XLA_FLAGS"] = xla_flags
-    from pe_jax import runtime
-
-    runtime.configure(cache_dir=cache_dir, xla_flags=False)
-    return run_claimed(
-        run, root, overwrite=overwrite, claims=claims, log=lambda m: print(f"[{run.name}] {m}")
-    )
-
-
-class RayExecutor:
-    """Each run one Ray task on an existing cluster (`address`) or a local one started here.
-
-    Args:
-      address: a Ray cluster address ("auto", "ray://host:10001", ...); None starts a local
-        cluster of `num_cpus` CPUs (None = all) and shuts it down afterwards.
-      cpus_per_run: CPUs each task asks for.
-      gpus_per_run: GPUs each task asks for (0 = CPU only); such a task runs in a fresh worker
-        process so that its device memory is freed when it ends.
-      num_cpus: CPUs of a local cluster; ignored with an `address`.
-
-    The sweep folder must be one every node sees (a shared file system): tasks write the runs'
-    folders and claims there.
-
-    Raises:
-      ValueError: a negative or zero resource request.
-      ImportError: Ray is not installed (pip install "pe_jax[ray]").
-    """
-
-    def __init__(
-        self,
-        *,
-        address: str | None = None,
-        cpus_per_run: float = 1,
-        gpus_per_run: float = 0,
-        num_cpus: int | None = None,
-    ):
-        if not cpus_per_run > 0:
-            raise ValueError(f"cpus_per_run must be > 0, got {cpus_per_run!r}.")
-        if not gpus_per_run >= 0:
-            raise ValueError(f"gpus_per_run must be >= 0, got {gpus_per_run!r}.")
-        try:
-            import ray  # noqa: F401
-        except ImportError as e:
-            raise ImportError(
-                'executor "ray" needs Ray: pip install "pe_jax[ray]" (or "ray[default]>=2.9,<3").'
-            ) from e
-        self.address = address
-        self.cpus_per_run = cpus_per_run
-        self.gpus_per_run = gpus_per_run
-        self.num_cpus = num_cpus
-
-    def run(self, runs, root, *, overwrite, claims, started, log) -> Iterator[Outcome]:
-        import ray
-
-        root = str(Path(root).resolve())
-        started_here = not ray.is_initialized()
-        if started_here:
-            kwargs = {"address": self.address, "include_dashboard": False}
-            if self.address is None:
-                # Workers of a local cluster import this checkout of pe_jax, whatever is installed.
-                package_root = str(Path(__file__).resolve().parents[2])
-                path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
-                kwargs.update(
-                    num_cpus=self.num_cpus, runtime_env={"env_vars": {"PYTHONPATH": path}}
-                )
-            ray.init(**kwargs)
-        try:
-            task = ray.remote(
-                num_cpus=self.cpus_per_run,
-                num_gpus=self.gpus_per_run,
-                max_calls=1 if self.gpus_per_run else 0,
-            )(_ray_task)
-            refs = {}
-            for run in runs:
-                if _held_elsewhere(run, root, claims):
-                    yield Outcome(run.name, "claimed")
-                    continue
-                args = (run, root, overwrite, claims, _cache_dir(), os.environ.get("XLA_FLAGS"))
-                refs[task.remote(*args)] = run
-            log(f"submitted {len(refs)} Ray tasks to {ray.get_runtime_context().gcs_address}")
-            while refs:
-                done, _ = ray.wait(list(refs), num_returns=1)
-                run = refs.pop(done[0])
-                try:
-                    yield ray.get(done[0])
-                except Exception as e:  # noqa: BLE001 - a worker crash: report, go on
-                    yield Outcome(run.name, "failed", f"{type(e).__name__}: {e}")
-        finally:
-            if started_here:
-                ray.shutdown()
-
-
 def make_executor(
     name: str = "local",
     *,
@@ -308,6 +216,8 @@ def make_executor(
     if name == "local":
         return LocalExecutor(workers)
     if name == "ray":
+        from pe_jax.training._ray_executor import RayExecutor
+
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an int >= 1, got {workers!r}.")
         num_cpus = int(workers * ray_cpus_per_run) if workers > 1 else None

@@ -37,6 +37,7 @@ from pe_jax.training._executors import (
     take_shard,
     train_together,
 )
+from pe_jax.training._ray_executor import RayExecutor
 from pe_jax.training._run import (
     CONFIG,
     RESULTS,
@@ -225,17 +226,18 @@ def run_sweep(
     only: str | Sequence[str] | None = None,
     overwrite: bool = False,
     log: Callable[[str], None] = print,
-    executor=None,
+    executor: LocalExecutor | RayExecutor | None = None,
     shard: str | Sequence[int] | None = None,
     stale_after_s: float = STALE_AFTER_S,
 ) -> dict:
     """Trains and evaluates every run of `sweep` not finished yet, each in its own folder.
 
     Finished runs (results.json of the same config) are skipped without loading anything;
-    partial runs resume from their last checkpoint. A run whose loss turns NaN is recorded
-    as failed and the sweep goes on. Progress lines give runs done / total and an ETA from
-    the mean time of the runs trained so far. In a multi-process job every process calls
-    this with the same arguments (each run is one global program); process 0 writes and logs.
+    partial runs resume from their last checkpoint. A run that raises (a NaN loss, a dead
+    worker) is recorded as failed (<run>/failed.json) and the sweep goes on. Progress lines
+    give runs done / total and an ETA from the throughput of the runs trained so far. In a
+    multi-process JAX job every process calls this with the same arguments (each run is one
+    global program, trained without claims); process 0 writes and logs.
 
     Args:
       sweep: a sweep config (module docstring).
