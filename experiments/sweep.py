@@ -4,8 +4,14 @@
   python -m experiments.sweep --config=configs/sweeps/quick.py --workdir=runs/quick \
       --only=reverse/rope,*/alibi
   python -m experiments.sweep report --workdir=runs/quick
+  python -m experiments.sweep --config=configs/sweeps/quick.py --workdir=runs/quick --workers=2
+  python -m experiments.sweep --config=configs/sweeps/quick.py --workdir=runs/quick --shard=0/4
+  python -m experiments.sweep --config=configs/sweeps/quick.py --workdir=runs/quick \
+      --executor=ray --ray_address=auto
 
-Rerunning skips finished runs and resumes partial ones. `report` rebuilds report.md, findings.md,
+Rerunning skips finished runs and resumes partial ones. Each run is claimed
+(<run>/claim.json) before it trains, so any number of these commands may share a workdir;
+whichever finds the sweep complete writes the report. `report` rebuilds report.md, findings.md,
 results.csv and the PNG plots from the runs' results.json files without training.
 """
 
@@ -15,7 +21,15 @@ from absl import app, flags, logging
 
 from pe_jax import runtime
 from pe_jax.reporting import write_report
-from pe_jax.training import define_config_file, initialize_distributed, is_primary, run_sweep
+from pe_jax.training import (
+    define_config_file,
+    initialize_distributed,
+    is_primary,
+    make_executor,
+    parse_shard,
+    run_sweep,
+    try_claim,
+)
 
 _CONFIG = define_config_file("config", None, "Sweep config file (configs/sweeps/).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Sweep folder: <workdir>/<task>/<encoding>.")
@@ -23,6 +37,19 @@ _ONLY = flags.DEFINE_list("only", [], "Run only these runs: patterns over task/e
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Restart runs started with another config.")
 _METRIC = flags.DEFINE_string(
     "metric", None, "Report metric; default: the sweep config's, else per protocol."
+)
+_EXECUTOR = flags.DEFINE_enum(
+    "executor", "local", ["local", "ray"], "local: this host; ray: one Ray task per run."
+)
+_WORKERS = flags.DEFINE_integer(
+    "workers", 1, "Runs at once: local worker processes (pinned to cores), or local Ray CPUs."
+)
+_SHARD = flags.DEFINE_string("shard", "", "i/n: only the runs whose index mod n is i.")
+_RAY_ADDRESS = flags.DEFINE_string("ray_address", "", "Ray cluster address; empty = local.")
+_RAY_CPUS = flags.DEFINE_float("ray_cpus_per_run", 1.0, "CPUs each Ray task asks for.")
+_RAY_GPUS = flags.DEFINE_float("ray_gpus_per_run", 0.0, "GPUs each Ray task asks for.")
+_STALE_MINUTES = flags.DEFINE_float(
+    "stale_claim_minutes", 10.0, "A run claim without heartbeat for this long is taken over."
 )
 flags.mark_flag_as_required("workdir")
 
@@ -40,11 +67,46 @@ def main(argv):
         raise app.UsageError(f"unknown command {command}; the only command is 'report'.")
     if _CONFIG.value is None:
         raise app.UsageError("--config is required to run a sweep (or use the 'report' command).")
-    outcome = run_sweep(_CONFIG.value, _WORKDIR.value, only=_ONLY.value, overwrite=_OVERWRITE.value)
+    parse_shard(_SHARD.value)  # a bad --shard fails before anything starts
+    executor = None
+    if _EXECUTOR.value == "ray" or _WORKERS.value > 1:
+        executor = make_executor(
+            _EXECUTOR.value,
+            workers=_WORKERS.value,
+            ray_address=_RAY_ADDRESS.value,
+            ray_cpus_per_run=_RAY_CPUS.value,
+            ray_gpus_per_run=_RAY_GPUS.value,
+        )
+    outcome = run_sweep(
+        _CONFIG.value,
+        _WORKDIR.value,
+        only=_ONLY.value,
+        overwrite=_OVERWRITE.value,
+        executor=executor,
+        shard=_SHARD.value,
+        stale_after_s=60 * _STALE_MINUTES.value,
+    )
     if is_primary():
-        write_report(_WORKDIR.value, metric=_METRIC.value)
+        _report_if_complete(outcome)
     if outcome["failed"]:
         sys.exit(f"runs failed: {sorted(outcome['failed'])}")
+
+
+def _report_if_complete(outcome) -> None:
+    """Writes the report once every run is settled; of several processes finding it so, the
+    one holding the sweep folder's claim writes it."""
+    if not outcome["complete"]:
+        print(
+            "report deferred: runs of other processes or shards are not finished; the last "
+            "to finish writes it (or: python -m experiments.sweep report)."
+        )
+        return
+    claim = try_claim(_WORKDIR.value)
+    if claim is None:
+        print("report: another process is writing it.")
+        return
+    with claim:
+        write_report(_WORKDIR.value, metric=_METRIC.value)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
 MANIFEST = "sweep.json"
+CLAIM = "claim.json"  # a sweep worker's claim on a run (pe_jax.training claims)
+FAILED = "failed.json"  # the error of a run that failed under a sweep executor
 EXAMPLES = "examples.npz"
 
 # The results.json schema. Files written before the version was recorded carry no
@@ -38,10 +41,12 @@ SCHEMA_VERSION = 1
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Writes `data` as JSON to a temporary file in the same folder, then renames it over `path`.
 
-    A reader never sees a half-written file: it finds the old contents or the new ones.
+    A reader never sees a half-written file: it finds the old contents or the new ones. The
+    temporary name is unique to the writer (process and thread), so concurrent writers (sweep
+    processes writing the same manifest) never rename each other's half-written file.
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
     os.replace(tmp, path)
 

@@ -24,13 +24,23 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import jax
 import ml_collections
 
 from pe_jax import runfiles
 from pe_jax.runfiles import CONFIG, RESULTS, read_json, read_results
+from pe_jax.training._claims import STALE_AFTER_S
 from pe_jax.training._config_fields import set_field
 from pe_jax.training._distributed import is_primary
-from pe_jax.training._run import NonFiniteError, format_eta, train_and_evaluate
+from pe_jax.training._executors import (
+    ClaimOptions,
+    LocalExecutor,
+    Progress,
+    settled,
+    take_shard,
+    train_together,
+)
+from pe_jax.training._ray_executor import RayExecutor
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
 
@@ -207,14 +217,18 @@ def run_sweep(
     only: str | Sequence[str] | None = None,
     overwrite: bool = False,
     log: Callable[[str], None] = print,
+    executor: LocalExecutor | RayExecutor | None = None,
+    shard: str | Sequence[int] | None = None,
+    stale_after_s: float = STALE_AFTER_S,
 ) -> dict:
     """Trains and evaluates every run of `sweep` not finished yet, each in its own folder.
 
     Finished runs (results.json of the same config) are skipped without loading anything;
-    partial runs resume from their last checkpoint. A run whose loss turns NaN is recorded
-    as failed and the sweep goes on. Progress lines give runs done / total and an ETA from
-    the mean time of the runs trained so far. In a multi-process job every process calls
-    this with the same arguments (each run is one global program); process 0 writes and logs.
+    partial runs resume from their last checkpoint. A run that raises (a NaN loss, a dead
+    worker) is recorded as failed (<run>/failed.json) and the sweep goes on. Progress lines
+    give runs done / total and an ETA from the throughput of the runs trained so far. In a
+    multi-process JAX job every process calls this with the same arguments (each run is one
+    global program, trained without claims); process 0 writes and logs.
 
     Args:
       sweep: a sweep config (module docstring).
@@ -222,10 +236,16 @@ def run_sweep(
       only: patterns selecting a subset of runs (see `select_runs`).
       overwrite: restart runs whose folder holds a different config instead of refusing.
       log: where progress lines go.
+      executor: who trains (`pe_jax.training.make_executor`); None = this process, one run
+        at a time. Every run is trained under its claim (<run>/claim.json), so several sweep
+        processes on one workdir split the runs; runs another live process holds are left to it.
+      shard: "i/n": only the selected runs whose index mod n is i (e.g. one SLURM array task).
+      stale_after_s: a claim without heartbeat for this long is taken over.
 
     Returns:
       {"trained": [names], "skipped": [names], "failed": {name: message},
-       "results": {name: results dict}} for the selected runs.
+       "claimed": [names held by other processes], "results": {name: results dict},
+       "complete": whether every selected run of every shard is now finished or failed}.
 
     Raises:
       ValueError: a bad sweep config or `only`, or (without `overwrite`) selected runs whose
@@ -244,39 +264,48 @@ def run_sweep(
         )
     write_manifest(sweep, runs, root)
 
-    total = len(selected)
-    out = {"trained": [], "skipped": [], "failed": {}, "results": {}}
-    pending = [r for r in selected if not is_finished(r, root)]
-    pending_names = {r.name for r in pending}
-    for run in selected:
-        if run.name not in pending_names:
+    # --- executors and claims (pe_jax.training._executors) ---
+    in_shard = take_shard(selected, shard)
+    multi_process = jax.process_count() > 1
+    if multi_process and executor is not None:
+        raise ValueError("executor: a multi-process JAX job trains every run together; omit it.")
+    out = {"trained": [], "skipped": [], "failed": {}, "claimed": [], "results": {}}
+    pending = []
+    for run in in_shard:
+        if is_finished(run, root):
             out["skipped"].append(run.name)
             out["results"][run.name] = read_results(run.workdir(root)).to_json()
+        else:
+            pending.append(run)
     log(
-        f"sweep {root}: {total} runs selected of {len(runs)}, {len(out['skipped'])} finished "
-        f"earlier (skipped), {len(pending)} to train"
+        f"sweep {root}: {len(in_shard)} runs selected of {len(runs)}"
+        + (f" (shard {shard})" if shard else "")
+        + f", {len(out['skipped'])} finished earlier (skipped), {len(pending)} to train"
     )
-    durations: list[float] = []
-    for i, run in enumerate(pending):
-        done = len(out["skipped"]) + i
-        left = len(pending) - i
-        eta = format_eta(left * sum(durations) / len(durations)) if durations else "unknown"
-        log(f"[{done + 1}/{total}] {run.name}: training ({left} to train, ETA {eta})")
-        t0 = time.perf_counter()
-        try:
-            results = train_and_evaluate(
-                run.config, run.workdir(root), overwrite=overwrite, log=lambda m: log(f"  {m}")
-            )
-        except NonFiniteError as e:
-            out["failed"][run.name] = str(e)
-            log(f"[{done + 1}/{total}] {run.name}: FAILED ({e})")
-            continue
-        durations.append(time.perf_counter() - t0)
-        out["trained"].append(run.name)
-        out["results"][run.name] = results
-        log(f"[{done + 1}/{total}] {run.name}: done in {format_eta(durations[-1])}")
+    progress = Progress(len(in_shard), len(out["skipped"]), len(pending), log)
+    if multi_process:  # every process of the job trains every run together, unclaimed
+        outcomes = train_together(pending, root, overwrite, progress.started, log)
+    else:
+        executor = executor or LocalExecutor()
+        claims = ClaimOptions(since=time.time(), stale_after_s=stale_after_s)
+        outcomes = executor.run(
+            pending, root, overwrite=overwrite, claims=claims, started=progress.started, log=log
+        )
+    for outcome in outcomes:
+        progress.record(outcome)
+        if outcome.status == "trained" or outcome.status == "finished":
+            key = "trained" if outcome.status == "trained" else "skipped"
+            out[key].append(outcome.name)
+            out["results"][outcome.name] = read_results(root / outcome.name).to_json()
+        elif outcome.status == "failed":
+            out["failed"][outcome.name] = outcome.error
+        else:
+            out["claimed"].append(outcome.name)
+    out["complete"] = all(settled(run, root) for run in selected)
     log(
         f"sweep {root}: {len(out['trained'])} trained, {len(out['skipped'])} skipped, "
         f"{len(out['failed'])} failed"
+        + (f", {len(out['claimed'])} left to other processes" if out["claimed"] else "")
     )
     return out
+    # --- end executors and claims ---
