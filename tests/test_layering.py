@@ -30,7 +30,16 @@ ALLOWED = {
     "loss": {"nn", "tasks"},
     "reporting": {"validate", "encodings", "runfiles"},
     "evaluation": {"validate", "encodings", "nn", "tasks", "loss", "runfiles"},
-    "training": {"validate", "encodings", "nn", "tasks", "loss", "evaluation", "runfiles"},
+    "training": {
+        "validate",
+        "encodings",
+        "nn",
+        "tasks",
+        "loss",
+        "evaluation",
+        "runfiles",
+        "runtime",
+    },
     "explorer": {"validate", "encodings", "nn", "tasks", "evaluation", "training", "reporting"},
     "benchmark": {
         "validate",
