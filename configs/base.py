@@ -83,6 +83,9 @@ def base_config(*, task: str, protocol: str) -> ml_collections.ConfigDict:
     c.train.min_length = 1  # shortest training input length
     c.train.max_length = 16  # longest training input length (published: 40 / 20)
     c.train.learning_rate = 1e-3  # peak learning rate (published: 1e-4..5e-4 / 3e-5)
+    # Peak rates trained side by side in the same program, every seed at every rate (seeds x
+    # rates models); empty = learning_rate alone. The schedule is scaled per model.
+    c.train.learning_rates = ()
     c.train.warmup_steps = 100  # linear warmup steps
     c.train.schedule = "cosine"  # "constant" or "cosine" decay after warmup
     c.train.optimizer = "adam"  # "adam" or "adamw"
@@ -93,6 +96,15 @@ def base_config(*, task: str, protocol: str) -> ml_collections.ConfigDict:
     # Seeds of one device: "vmap" (batched), "map" (one after the other in the same
     # program), "auto" = "map" on CPU (faster there), "vmap" on GPU/TPU.
     c.train.seed_loop = "auto"
+    # The learned gate: held-out exact match at the longest training lengths, on examples from
+    # eval.seed (not training data), every gate_every steps and at the end.
+    c.train.gate_lengths = 3  # how many of the longest training lengths the gate measures
+    c.train.gate_samples = 128  # held-out examples per gate length
+    c.train.gate_every = 100  # steps between gate evaluations (metrics.jsonl "gate" records)
+    c.train.gate_threshold = 0.99  # gate exact match a model needs to count as learned
+    # Train to criterion: a model whose gate exact match reaches `until` stops (its params are
+    # kept), the run stops when all have; train.steps stays the cap. None or 0 = off.
+    c.train.until = config_dict.placeholder(float)
 
     c.eval = ml_collections.ConfigDict()
     c.eval.lengths = ()  # explicit input lengths; empty = min_length..max_length by stride
@@ -135,6 +147,7 @@ def _smoke(c) -> None:
     c.train.steps, c.train.batch_size, c.train.warmup_steps = 20, 8, 0
     c.train.max_length = 4
     c.train.log_every, c.train.checkpoint_every = 10, 10
+    c.train.gate_every, c.train.gate_samples = 10, 16
     c.eval.lengths, c.eval.samples = (1, 2, 4, 8), 8
 
 

@@ -96,6 +96,14 @@ def check_positive(name: str, value) -> float:
     return number
 
 
+def check_nonnegative(name: str, value) -> float:
+    """Returns `value` as a float if it is a finite number >= 0 (not bool or text), else raises."""
+    number = _number(value)
+    if number is None or not 0.0 <= number < float("inf"):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+    return number
+
+
 def check_choice(name: str, value, allowed: Iterable):
     """Returns `value` if it is one of `allowed`, else raises ValueError listing them."""
     allowed = tuple(allowed)

@@ -5,9 +5,11 @@ both import this module, which imports only the standard library and NumPy so th
 every package of pe_jax (reporting may import nothing above the encodings).
 
 A run folder: config.json (the experiment config), metrics.jsonl (one JSON record per logged
-step, ``{"step": t, "loss": [S], ...}``, then ``{"step": steps, "event": "eval", ...}``),
-checkpoints/ (Orbax) and, once finished, results.json (`Results`) and examples.npz (the
-per-example scores of the evaluation, `write_examples`). A sweep folder holds
+step, ``{"step": t, "loss": [M], ...}``, a gate record ``{"step": t, "event": "gate", "gate":
+{"exact_match": [M], "token_accuracy": [M], "done": [M]}}`` at each gate evaluation, then
+``{"step": steps, "event": "eval", ...}``; M models, see `Results`), checkpoints/ (Orbax) and,
+once finished, results.json (`Results`) and examples.npz (the per-example scores of the
+evaluation, `write_examples`). A sweep folder holds
 sweep.json (the manifest) and one run folder per <task>/<encoding>.
 """
 
@@ -33,9 +35,12 @@ EXAMPLES = "examples.npz"
 
 # The results.json schema. Files written before the version was recorded carry no
 # "schema_version" and have exactly the fields of version 1, so an absent version reads as 1.
-# Later fields are optional (baselines; learned, models, gate): a file without them is read
-# as before.
-SCHEMA_VERSION = 1
+# Version 2 adds the models axis and the gate: models, gate, learned, steps_trained, until
+# (absent, hence None, in version 1 files, whose per-model axis is the seeds), and the optional
+# baselines.
+SCHEMA_VERSION = 2
+# Fields written even when None: in version 2, "until": null says the run trained to the cap.
+_WRITTEN_AS_NULL = ("until",)
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
@@ -68,7 +73,8 @@ def truncate_metrics(path: str | os.PathLike, last_step: int) -> None:
     """Keeps the metrics.jsonl records of steps up to `last_step` (the restored checkpoint).
 
     A killed run may have logged later steps, an "eval" event or a half-written last line;
-    dropping them lets a resumed run append without duplicates.
+    dropping them lets a resumed run append without duplicates. Gate records of kept steps stay
+    (a gate runs before the checkpoint of its step is saved).
     """
     path = Path(path)
     if not path.exists():
@@ -79,16 +85,18 @@ def truncate_metrics(path: str | os.PathLike, last_step: int) -> None:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if record.get("step", -1) <= last_step and "event" not in record:
+        if record.get("step", -1) <= last_step and record.get("event", "gate") == "gate":
             kept.append(line)
     path.write_text("".join(line + "\n" for line in kept))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Results:
-    """A finished run, all its seeds: the contents of results.json.
+    """A finished run, all its models: the contents of results.json.
 
-    Shapes: S seeds, n evaluated lengths. Metrics are nested lists (JSON), not arrays.
+    Shapes: S seeds, R learning rates, M = S x R models (M = S in version 1 files and with one
+    rate), n evaluated lengths. Metrics are nested lists (JSON), not arrays. Every per-model
+    array is ordered as `models`: model m has seed seeds[m // R] and rate rates[m % R].
 
     Attributes:
       config: the experiment config as JSON (what config.json holds).
@@ -96,11 +104,11 @@ class Results:
       seeds: [S] the seeds trained together.
       train_max_length: the longest training length; longer lengths are out of distribution.
       lengths: [n] evaluated input lengths.
-      metrics: {name: [S][n]} token_accuracy, exact_match and loss per seed and length.
-      summary: {name: {"in_distribution": [S], "out_of_distribution": [S]}} means.
-      num_params: parameters of one model (one seed).
-      steps: training steps of the run.
-      time_per_step_s: steady-state seconds per training step (one step trains every seed).
+      metrics: {name: [M][n]} token_accuracy, exact_match and loss per model and length.
+      summary: {name: {"in_distribution": [M], "out_of_distribution": [M]}} means.
+      num_params: parameters of one model.
+      steps: training steps of the run (the cap; see steps_trained).
+      time_per_step_s: steady-state seconds per training step (one step trains every model).
       bucket_means, batch_size, train_time_s, steps_run_this_session, eval_time_s,
       num_compilations, jax_version, backend, device_kind, device_count, process_count,
       mesh_shape, platform: recorded by the runner; None when a file (e.g. a hand-made one)
@@ -109,10 +117,14 @@ class Results:
         `pe_jax.tasks` task_baselines returns it: {"lengths": [n], "samples", "answer_tokens",
         rule: {"exact_match": [n], "token_accuracy": [n], "exact_match_se": [n],
         "token_accuracy_se": [n]}} for rule in uniform, majority, input_blind. Optional.
-      learned, models, gate: the learned-gate of the trainer, optional: learned [M] bools,
-        models [M] {"seed", "learning_rate"} (the model axis M of `metrics` when a run trains
-        several learning rates; absent = one model per seed at config.train.learning_rate),
-        gate {...} its settings and held-out scores.
+      models: [M] {"seed": int, "learning_rate": float} (version 2).
+      gate: the final held-out gate (version 2): {"metric": "exact_match", "threshold": float,
+        "lengths": [the longest training lengths], "exact_match": [M], "token_accuracy": [M]}.
+      learned: [M] whether the model's gate exact match reached the threshold (version 2);
+        a model that did not is left out of orderings.
+      steps_trained: [M] optimizer steps each model took: fewer than `steps` for a model
+        stopped by `until` (version 2).
+      until: the gate exact match at which a model stopped training; None (null) = off.
       schema_version: the file's schema (SCHEMA_VERSION when written now).
     """
 
@@ -142,17 +154,21 @@ class Results:
     mesh_shape: list[int] | None = None
     platform: str | None = None
     baselines: dict | None = None
-    learned: list[bool] | None = None
     models: list[dict] | None = None
     gate: dict | None = None
+    learned: list[bool] | None = None
+    steps_trained: list[int] | None = None
+    until: float | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict:
-        """The JSON object of results.json (fields that are None are left out)."""
+        """The JSON object of results.json (fields that are None are left out, but "until"
+        of a version 2 file, whose null says that the run had no stopping criterion)."""
+        keep_null = _WRITTEN_AS_NULL if self.schema_version >= 2 else ()
         return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if getattr(self, f.name) is not None
+            if getattr(self, f.name) is not None or f.name in keep_null
         }
 
     @classmethod

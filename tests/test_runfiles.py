@@ -53,14 +53,35 @@ def old_file() -> dict:
 def test_old_file_reads_as_version_1_and_round_trips(tmp_path):
     data = old_file()
     results = Results.from_json(data)
-    assert results.schema_version == 1 == SCHEMA_VERSION
+    assert results.schema_version == 1 < SCHEMA_VERSION
     assert results.metrics == data["metrics"] and results.mesh_shape == [1, 1]
+    assert results.models is None and results.learned is None and results.until is None
     # Written again, it has exactly the old fields plus its version.
     assert results.to_json() == {**data, "schema_version": 1}
     assert Results.from_json(results.to_json()) == results
     write_results(tmp_path, results)
-    assert json.loads((tmp_path / RESULTS).read_text())["schema_version"] == SCHEMA_VERSION
+    assert json.loads((tmp_path / RESULTS).read_text())["schema_version"] == 1
     assert read_results(tmp_path) == read_results(tmp_path / RESULTS) == results
+
+
+def test_version_2_adds_the_models_axis_and_the_gate(tmp_path):
+    data = {k: v for k, v in old_file().items() if k != "schema_version"}
+    gate = {
+        "metric": "exact_match",
+        "threshold": 0.99,
+        "lengths": [3, 4],
+        "exact_match": [1.0, 0.5],
+        "token_accuracy": [1.0, 0.75],
+    }
+    models = [{"seed": 0, "learning_rate": 1e-3}, {"seed": 1, "learning_rate": 1e-3}]
+    new = dict(models=models, gate=gate, learned=[True, False], steps_trained=[20, 20])
+    results = Results(**data, **new)  # written now: the current version, until off
+    assert results.schema_version == SCHEMA_VERSION == 2
+    assert results.to_json() == {**data, **new, "until": None, "schema_version": 2}
+    write_results(tmp_path, results)
+    assert read_results(tmp_path) == results
+    stopped = Results.from_json({**results.to_json(), "until": 0.9, "steps_trained": [12, 20]})
+    assert stopped.until == 0.9 and stopped.steps_trained == [12, 20]
 
 
 def test_hand_made_file_without_runner_fields_round_trips():
@@ -117,10 +138,18 @@ def test_manifest_round_trip(tmp_path):
 
 def test_truncate_metrics_keeps_steps_up_to_the_checkpoint(tmp_path):
     path = tmp_path / "metrics.jsonl"
-    lines = [{"step": 5}, {"step": 10}, {"step": 15}, {"step": 10, "event": "eval"}]
+    lines = [
+        {"step": 5},
+        {"step": 10},
+        {"step": 10, "event": "gate", "gate": {"exact_match": [1.0]}},
+        {"step": 15},
+        {"step": 15, "event": "gate", "gate": {"exact_match": [1.0]}},
+        {"step": 10, "event": "eval"},
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"step": 2')
     truncate_metrics(path, 10)
-    assert [json.loads(x) for x in path.read_text().splitlines()] == lines[:2]
+    # The gate of the checkpointed step ran before its save: it stays, later ones go.
+    assert [json.loads(x) for x in path.read_text().splitlines()] == lines[:3]
     truncate_metrics(tmp_path / "absent.jsonl", 3)  # nothing to keep: no error
 
 

@@ -2,8 +2,9 @@
 
 The inverse of what `train_and_evaluate` writes: config.json is validated again by
 `settings_from_config`, `abstract_state` gives the state's shapes without building a training
-program (so Orbax restores the same {"params", "rest", "opt_state"} tree with its leading seed
-axis), and `LoadedRun.model(i)` merges seed i's parameters into a ready `Transformer`.
+program (so Orbax restores the same {"params", "rest", "opt_state", "control"} tree with its
+leading models axis), and `LoadedRun.model(i)` merges model i's parameters into a ready
+`Transformer` (model i has seed and learning rate `settings.models[i]`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class LoadedRun:
       workdir: the folder it was loaded from.
       settings: the validated settings of its config.json.
       graphdef: the Transformer's graph definition.
-      state: {"params", "rest", "opt_state"}, every leaf with a leading seed axis S.
+      state: {"params", "rest", "opt_state", "control"}, every leaf with a leading models
+        axis M = S x R (`settings.models`).
       step: the checkpoint step restored.
       results: results.json, or None for an unfinished run.
     """
@@ -45,12 +47,13 @@ class LoadedRun:
     results: Results | None
 
     def model(self, seed_index: int = 0) -> Transformer:
-        """The trained Transformer of seed number `seed_index` (0 <= i < S).
+        """The trained Transformer of model number `seed_index` (0 <= i < M; the seed
+        number when the run has one learning rate).
 
         Raises:
           ValueError: seed_index out of range.
         """
-        count = len(self.settings.seeds)
+        count = len(self.settings.models)
         if isinstance(seed_index, bool) or not isinstance(seed_index, int):
             raise ValueError(f"seed_index must be an int in [0, {count}), got {seed_index!r}.")
         if not 0 <= seed_index < count:

@@ -37,9 +37,10 @@ from pe_jax.runfiles import (
     write_results,
 )
 from pe_jax.training._distributed import barrier, fetch, is_primary
+from pe_jax.training._gate import apply_until
 from pe_jax.training._mesh import check_divisible, make_mesh
 from pe_jax.training._settings import Settings, settings_from_config
-from pe_jax.training._step import make_train_program, seed_keys
+from pe_jax.training._step import make_train_program, model_keys
 
 
 class NonFiniteError(FloatingPointError):
@@ -125,7 +126,7 @@ def train_and_evaluate(
 
     # Before anything is written: a mesh that cannot hold the run leaves the workdir untouched.
     mesh = make_mesh(settings.mesh_shape)
-    check_divisible(mesh, batch_size=settings.batch_size, num_seeds=len(settings.seeds))
+    check_divisible(mesh, batch_size=settings.batch_size, num_seeds=len(settings.models))
     _prepare_workdir(workdir, config_dict, stale)
     with jax.set_mesh(mesh):
         return _train_and_evaluate(settings, config_dict, workdir, mesh, log)
@@ -137,7 +138,7 @@ def _silent(_: str) -> None:
 
 def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> dict:
     program = make_train_program(s, mesh)
-    keys = seed_keys(s.seeds)
+    keys = model_keys(s)
     manager = ocp.CheckpointManager(
         (workdir / CHECKPOINTS).absolute(),
         options=ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=False),
@@ -155,6 +156,7 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> d
 
     state, timing = _train_loop(program, state, keys, s, start, manager, workdir, log)
     manager.wait_until_finished()
+    gate, steps_trained = fetch((program.gate(state, keys), state["control"]["steps_trained"]))
 
     t0 = time.perf_counter()
     if jax.process_count() > 1:
@@ -202,6 +204,7 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> d
         num_compilations={
             "train_step": program.traces[0],
             "evaluation": ev["num_compilations"],
+            "gate": program.gate_traces[0],
         },
         jax_version=jax.__version__,
         backend=jax.default_backend(),
@@ -211,6 +214,7 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> d
         mesh_shape=[mesh.shape["seeds"], mesh.shape["data"]],
         platform=platform.platform(),
         baselines=task_baselines,
+        **_gate_fields(s, gate, steps_trained),
     )
     if is_primary():
         with open(workdir / METRICS, "a") as f:
@@ -222,21 +226,64 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> d
     ind = results.summary["token_accuracy"]["in_distribution"]
     log(
         f"done: in-distribution acc {np.round(ind, 3)}, out-of-distribution acc "
-        f"{np.round(ood, 3)}; compiled {program.traces[0]} training and "
+        f"{np.round(ood, 3)}; {sum(results.learned)}/{len(results.learned)} models learned "
+        f"(gate exact match >= {s.gate_threshold}); compiled {program.traces[0]} training and "
         f"{ev['num_compilations']} evaluation programs"
     )
     return results.to_json()
 
 
+def _gate_fields(s: Settings, gate: dict, steps_trained: np.ndarray) -> dict:
+    """The results.json fields of the models axis and of the final gate (see `Results`)."""
+    exact = np.asarray(gate["exact_match"], np.float64)
+    return dict(
+        models=[{"seed": seed, "learning_rate": rate} for seed, rate in s.models],
+        gate={
+            "metric": "exact_match",
+            "threshold": s.gate_threshold,
+            "lengths": list(s.gate_lengths),
+            "exact_match": exact.tolist(),
+            "token_accuracy": np.asarray(gate["token_accuracy"], np.float64).tolist(),
+        },
+        learned=(exact >= s.gate_threshold).tolist(),
+        steps_trained=np.asarray(steps_trained).tolist(),
+        until=s.until,
+    )
+
+
+def _run_gate(program, state, keys, s: Settings, step: int, metrics_file, log):
+    """Runs the gate at `step`, marks the models that met `s.until` done and records it.
+
+    Returns:
+      (state, whether every model is done).
+    """
+    values = program.gate(state, keys)
+    state = apply_until(state, values["exact_match"], s.until)
+    values, done = fetch((values, state["control"]["done"]))
+    if metrics_file is not None:
+        gate = {name: np.asarray(v).tolist() for name, v in values.items()}
+        record = {"step": step, "event": "gate", "gate": {**gate, "done": done.tolist()}}
+        metrics_file.write(json.dumps(record) + "\n")
+        metrics_file.flush()
+    log(
+        f"gate at step {step}: exact match {np.round(values['exact_match'], 3)} at lengths "
+        f"{list(s.gate_lengths)}; {int(done.sum())}/{done.size} models done"
+    )
+    return state, bool(done.all())
+
+
 def _train_loop(program, state, keys, s: Settings, start, manager, workdir, log):
-    """Steps from `start` to `s.steps`, logging every `log_every` and checkpointing."""
+    """Steps from `start` to `s.steps`, logging every `log_every` and checkpointing; runs the
+    gate every `gate_every` steps and stops once every model is done (`train.until`)."""
     pending: list[tuple[int, dict]] = []
     t_start = time.perf_counter()
     t_first = None  # time after the first (compiling) step
     steps_run = 0
     writer = open(workdir / METRICS, "a") if is_primary() else contextlib.nullcontext()
+    # A run resumed after every model was done has nothing left to train.
+    last = start if start and fetch(state["control"]["done"]).all() else s.steps
     with writer as metrics_file:
-        for step in range(start, s.steps):
+        for step in range(start, last):
             state, metrics = program.step(state, keys, jnp.int32(step))
             pending.append((step + 1, metrics))
             steps_run += 1
@@ -244,11 +291,17 @@ def _train_loop(program, state, keys, s: Settings, start, manager, workdir, log)
                 jax.block_until_ready(metrics)
                 t_first = time.perf_counter()
             done = step + 1
-            if done % s.log_every == 0 or done % s.checkpoint_every == 0 or done == s.steps:
+            gate_due = done % s.gate_every == 0 or done == s.steps  # flushed before the gate
+            if gate_due or done % s.log_every == 0 or done % s.checkpoint_every == 0:
                 _flush(pending, metrics_file, done, s, t_first, steps_run, start, log)
                 pending = []
-            if done % s.checkpoint_every == 0 or done == s.steps:
+            stop = False
+            if gate_due:
+                state, stop = _run_gate(program, state, keys, s, done, metrics_file, log)
+            if done % s.checkpoint_every == 0 or done == s.steps or stop:
                 manager.save(done, args=ocp.args.StandardSave(state))
+            if stop:
+                break
     total = time.perf_counter() - t_start
     timed_steps = max(steps_run - 1, 1)
     steady = (time.perf_counter() - t_first) / timed_steps if t_first else float("nan")

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from pe_jax._validate import check_choice, check_int
+from pe_jax._validate import check_choice, check_fraction, check_int, check_nonnegative
 from pe_jax.nn import Transformer, TransformerConfig
 from pe_jax.tasks import Task, bucket_width, get_task, list_tasks
 from pe_jax.training._step import SEED_LOOPS
@@ -43,6 +43,23 @@ class Settings:
     eval_seed: int
     mesh_shape: tuple[int, int] | None
     seed_loop: str = "auto"
+    learning_rates: tuple[float, ...] = ()  # empty: optimizer["learning_rate"] alone
+    gate_lengths: tuple[int, ...] = ()  # the held-out gate's lengths; empty: (max_length,)
+    gate_every: int = 100
+    gate_samples: int = 128
+    gate_threshold: float = 0.99
+    until: float | None = None
+
+    @property
+    def rates(self) -> tuple[float, ...]:
+        """[R] the peak learning rates trained side by side."""
+        return self.learning_rates or (float(self.optimizer["learning_rate"]),)
+
+    @property
+    def models(self) -> tuple[tuple[int, float], ...]:
+        """[M] (seed, peak learning rate) of each model, M = S x R: model m has seed
+        seeds[m // R] and rate rates[m % R]; the order of every per-model axis."""
+        return tuple((seed, rate) for seed in self.seeds for rate in self.rates)
 
 
 def _get(config, path: str):
@@ -141,7 +158,7 @@ def settings_from_config(config: ml_collections.ConfigDict) -> Settings:
     ints = {name: _int(config, path) for name, path in _SETTINGS_INTS.items()}
     t = config.train
     optimizer = dict(
-        learning_rate=float(t.learning_rate),
+        learning_rate=check_nonnegative("config.train.learning_rate", t.learning_rate),
         total_steps=ints["steps"],
         warmup_steps=int(t.warmup_steps),
         schedule=t.schedule,
@@ -162,7 +179,31 @@ def settings_from_config(config: ml_collections.ConfigDict) -> Settings:
         eval_seed=_int(config, "eval.seed", minimum=0),
         mesh_shape=parse_mesh_shape(config.get("mesh_shape")),
         seed_loop=check_choice("config.train.seed_loop", t.get("seed_loop", "auto"), SEED_LOOPS),
+        **_gate_settings(t, min_length, max_length),
         **ints,
+    )
+
+
+def _gate_settings(t, min_length: int, max_length: int) -> dict:
+    """The learning-rate axis, the held-out gate and train-to-criterion, from config.train.
+
+    Fields absent from an older config.json take their defaults (configs/base.py).
+    """
+    rates = tuple(t.get("learning_rates") or ())
+    rates = tuple(
+        check_nonnegative(f"config.train.learning_rates[{i}]", r) for i, r in enumerate(rates)
+    )
+    if len(set(rates)) != len(rates):
+        raise ValueError(f"config.train.learning_rates must be distinct, got {rates}.")
+    count = check_int("config.train.gate_lengths", t.get("gate_lengths", 3), minimum=1)
+    until = t.get("until")
+    return dict(
+        learning_rates=rates,
+        gate_lengths=tuple(range(max(min_length, max_length - count + 1), max_length + 1)),
+        gate_every=check_int("config.train.gate_every", t.get("gate_every", 100), minimum=1),
+        gate_samples=check_int("config.train.gate_samples", t.get("gate_samples", 128)),
+        gate_threshold=check_fraction("config.train.gate_threshold", t.get("gate_threshold", 0.99)),
+        until=None if until in (None, 0) else check_fraction("config.train.until", until),
     )
 
 

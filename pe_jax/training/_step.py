@@ -1,10 +1,12 @@
-"""The training step as a pure function of (state, seed keys, step), over a seed axis.
+"""The training step as a pure function of (state, model keys, step), over a models axis.
 
-One call trains S independent models (one per seed) in one compiled program: the state's
-leaves carry a leading seed axis, and every random draw of seed s at step t comes from
-`fold_in(key_s, t)`, so a run is a pure function of its config and a resumed run reproduces an
-uninterrupted one. The batch is sampled on device inside the step, with per-example lengths from
-the curriculum padded to one static width, so a whole run compiles a single training program.
+One call trains M = S x R independent models (every seed at every learning rate, see
+`pe_jax.training._gate`) in one compiled program: the state's leaves carry a leading models
+axis, and every random draw of seed s at step t comes from `fold_in(key_s, t)` (the models of
+one seed see the same batches), so a run is a pure function of its config and a resumed run
+reproduces an uninterrupted one. The batch is sampled on device inside the step, with
+per-example lengths from the curriculum padded to one static width, so a whole run compiles a
+single training program.
 
 How the seeds of one device are computed is `seed_loop`: "vmap" batches them (one wide
 program, best where the device has idle parallelism: GPU, TPU), "map" runs them one after the
@@ -28,6 +30,7 @@ from jax.sharding import Mesh
 
 from pe_jax.loss import logits, masked_metrics
 from pe_jax.nn import Transformer
+from pe_jax.training._gate import init_control, make_gate, masked_update
 from pe_jax.training._mesh import batch_sharding, make_mesh, seed_sharding
 from pe_jax.training._optim import make_optimizer
 
@@ -44,18 +47,32 @@ def seed_keys(seeds: Sequence[int]) -> jax.Array:
     return jnp.stack([jax.random.key(int(seed)) for seed in seeds])
 
 
+def model_keys(settings: Settings) -> jax.Array:
+    """[M] the keys of `settings.models`: seed seeds[m // R]'s key for model m."""
+    return seed_keys([seed for seed, _ in settings.models])
+
+
+def _unit_optimizer(settings: Settings) -> optax.GradientTransformation:
+    """The run's optimizer with peak rate 1: each model scales its update by its own rate."""
+    return make_optimizer(**{**settings.optimizer, "learning_rate": 1.0})
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainProgram:
     """The compiled pieces of a run: state initialisation and the vmapped training step.
 
     Attributes:
-      init: seed keys [S] -> state dict {"params", "rest", "opt_state"} with a leading S axis.
-      step: (state, seed keys [S], step int32 scalar) -> (state, metrics dict of [S] arrays);
-        jitted with the state donated.
+      init: model keys [M] (`model_keys`) -> state dict {"params", "rest", "opt_state",
+        "control"} with a leading models axis M; control holds each model's "learning_rate",
+        "done" and "steps_trained".
+      step: (state, model keys [M], step int32 scalar) -> (state, metrics dict of [M] arrays);
+        jitted with the state donated. A done model's params and opt_state are kept.
       graphdef: the Transformer's graph definition, to rebuild a model from a state's params.
       traces: a one-element list counting how often `step` was traced, i.e. compiled.
-      abstract_state: what `init(seed_keys(settings.seeds))` returns, as ShapeDtypeStructs
+      abstract_state: what `init(model_keys(settings))` returns, as ShapeDtypeStructs
         with their shardings: the target of a checkpoint restore.
+      gate: (state, model keys [M]) -> {"exact_match": [M], "token_accuracy": [M]}, the
+        held-out gate (`pe_jax.training._gate.make_gate`); gate_traces counts its traces.
     """
 
     init: Callable
@@ -63,42 +80,50 @@ class TrainProgram:
     graphdef: nnx.GraphDef
     traces: list[int]
     abstract_state: dict
+    gate: Callable | None = None
+    gate_traces: list[int] = dataclasses.field(default_factory=lambda: [0])
 
 
 def _initializer(
     settings: Settings, tx: optax.GradientTransformation, mesh: Mesh
 ) -> tuple[Callable, nnx.GraphDef, dict]:
-    """The jitted, seed-vmapped state initialiser, the graph definition and the abstract state.
+    """The jitted, model-vmapped state initialiser, the graph definition and the abstract state.
 
     The model is built once, when `init` is traced for the abstract state; calling `init` on
     the same seed keys reuses that trace (jit's cache), so a run builds its model only once.
     """
     model_config = settings.model
     graphdefs = []
+    rates = [rate for _, rate in settings.models]
 
-    def init_one(key):
+    def init_one(key, rate):
         model = Transformer(model_config, rngs=nnx.Rngs(key))
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         graphdefs.append(graphdef)  # at trace time
-        return {"params": params, "rest": rest, "opt_state": tx.init(params)}
+        control = init_control(rate)
+        return {"params": params, "rest": rest, "opt_state": tx.init(params), "control": control}
 
-    init = jax.jit(jax.vmap(init_one), out_shardings=seed_sharding(mesh))
-    abstract = jax.eval_shape(init, seed_keys(settings.seeds))
+    def init_models(keys):
+        return jax.vmap(init_one)(keys, jnp.asarray(rates, jnp.float32))
+
+    init = jax.jit(init_models, out_shardings=seed_sharding(mesh))
+    abstract = jax.eval_shape(init, model_keys(settings))
     return init, graphdefs[-1], abstract
 
 
 def abstract_state(settings: Settings, mesh: Mesh | None = None) -> tuple[nnx.GraphDef, dict]:
     """The graph definition and the abstract state of `settings`' run, without a program.
 
-    The state is {"params", "rest", "opt_state"} as ShapeDtypeStructs with a leading seed axis
-    S = len(settings.seeds), sharded over `mesh` as `make_train_program(settings, mesh).init`
-    returns it: what a checkpoint restore needs. Nothing is allocated and no step is traced.
+    The state is {"params", "rest", "opt_state", "control"} as ShapeDtypeStructs with a leading
+    models axis M = len(settings.models), sharded over `mesh` as
+    `make_train_program(settings, mesh).init` returns it: what a checkpoint restore needs.
+    Nothing is allocated and no step is traced.
 
     Args:
       settings: validated run settings (`settings_from_config`).
       mesh: ("seeds", "data") mesh; default `make_mesh()` (one seed shard, all devices).
     """
-    tx = make_optimizer(**settings.optimizer)
+    tx = _unit_optimizer(settings)
     _, graphdef, abstract = _initializer(settings, tx, make_mesh() if mesh is None else mesh)
     return graphdef, abstract
 
@@ -126,7 +151,7 @@ def make_train_program(settings: Settings, mesh: Mesh) -> TrainProgram:
         seed_loop = "map" if mesh.devices.flat[0].platform == "cpu" else "vmap"
     task, layout, batch_size = settings.task, settings.protocol, settings.batch_size
     min_length, max_length, width = settings.min_length, settings.max_length, settings.train_width
-    tx = make_optimizer(**settings.optimizer)
+    tx = _unit_optimizer(settings)
     init, graphdef, abstract = _initializer(settings, tx, mesh)
 
     def loss_fn(params, rest, batch, key):
@@ -155,13 +180,22 @@ def make_train_program(settings: Settings, mesh: Mesh) -> TrainProgram:
             state["params"], state["rest"], batch, jax.random.fold_in(key, _MODEL)
         )
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
         metrics["grad_norm"] = optax.tree.norm(grads)
-        return {"params": params, "rest": state["rest"], "opt_state": opt_state}, metrics
+        return masked_update(state, updates, opt_state), metrics
 
-    step = jax.jit(_over_seeds(step_one, mesh.shape["seeds"], seed_loop), donate_argnums=0)
+    def over_models(fn):
+        return _over_seeds(fn, mesh.shape["seeds"], seed_loop)
+
+    step = jax.jit(over_models(step_one), donate_argnums=0)
+    gate, gate_traces = make_gate(settings, graphdef, over_models)
     return TrainProgram(
-        init=init, step=step, graphdef=graphdef, traces=traces, abstract_state=abstract
+        init=init,
+        step=step,
+        graphdef=graphdef,
+        traces=traces,
+        abstract_state=abstract,
+        gate=gate,
+        gate_traces=gate_traces,
     )
 
 
