@@ -351,7 +351,7 @@ def test_randomized_relative_encodings_draw_distances_in_every_layer(name, monke
 
     monkeypatch.setattr(_randomized_distances._LayerDraw, "distances", spy)
     m = model(name, False, {"max_length": 64})
-    first = m(TOKENS, key=KEY)
+    first, _ = m(TOKENS, key=KEY)
     assert len(draws) == SMALL["num_layers"]  # one draw per layer
     for d in draws:
         assert d.shape == (LENGTH,) and d[0] == 0  # one draw for the whole batch
@@ -359,7 +359,7 @@ def test_randomized_relative_encodings_draw_distances_in_every_layer(name, monke
     assert not np.array_equal(draws[0], draws[1])  # each layer its own
     again = draws[:]
     draws.clear()
-    np.testing.assert_array_equal(m(TOKENS, key=KEY), first)
+    np.testing.assert_array_equal(m(TOKENS, key=KEY)[0], first)
     assert all(np.array_equal(a, b) for a, b in zip(again, draws, strict=True))
     draws.clear()
     m(TOKENS, key=jax.random.key(5))  # afresh in every pass (a new key per step)
@@ -367,9 +367,10 @@ def test_randomized_relative_encodings_draw_distances_in_every_layer(name, monke
     assert not any(np.array_equal(a, b) for a, b in zip(again, other, strict=True))
     # Shared by the batch: two copies of one example get the same logits.
     twins = jnp.stack([TOKENS[0], TOKENS[0]])
-    logits = m(twins, key=KEY)
+    logits, _ = m(twins, key=KEY)
     np.testing.assert_allclose(logits[0], logits[1], rtol=1e-6, atol=1e-6)
-    per_example = model(name.replace("randomized_", "randomized_positions_"), False)(twins, key=KEY)
+    positions_variant = model(name.replace("randomized_", "randomized_positions_"), False)
+    per_example, _ = positions_variant(twins, key=KEY)
     assert float(jnp.abs(per_example[0] - per_example[1]).max()) > 1e-4
 
 

@@ -68,8 +68,13 @@ def _init_shape(rows: int, head_dim: int, num_heads: int | None) -> tuple[int, .
     return (rows, check_positive_int("num_heads", num_heads), head_dim)
 
 
-def _clipped_index(q_positions, k_positions, max_distance: int) -> jax.Array:
-    """clip(k_pos - q_pos, -M, M) + M as int32 [1|B, 1, L, S]: the row of the Shaw table."""
+def _shaw_index(
+    q_positions, k_positions, max_distance: int, *, batch: int, length: int, keys: int | None = None
+) -> jax.Array:
+    """Checks the positions; clip(k_pos - q_pos, -M, M) + M as int32 [1|B, 1, L, S], the row of
+    the Shaw table."""
+    q_positions = _positions("q_positions", q_positions, batch=batch, length=length)
+    k_positions = _positions("k_positions", k_positions, batch=batch, length=keys)
     rel = k_positions[..., None, :] - q_positions[..., :, None]
     rel = rel[None, None] if rel.ndim == 2 else rel[:, None]
     return jnp.clip(rel, -max_distance, max_distance) + max_distance
@@ -117,9 +122,7 @@ def shaw_relative_logits(
     max_distance = check_positive_int("max_distance", max_distance)
     rows = 2 * max_distance + 1
     table = _table("rel_key_table", rel_key_table, rows=rows, num_heads=heads, head_dim=head_dim)
-    q_positions = _positions("q_positions", q_positions, batch=batch, length=length)
-    k_positions = _positions("k_positions", k_positions, batch=batch, length=None)
-    index = _clipped_index(q_positions, k_positions, max_distance)
+    index = _shaw_index(q_positions, k_positions, max_distance, batch=batch, length=length)
     z = jnp.einsum("blhk,rk->bhlr" if table.ndim == 2 else "blhk,rhk->bhlr", q, table)
     index = jnp.broadcast_to(index, (batch, heads, length, index.shape[-1]))
     return jnp.take_along_axis(z, index, axis=-1)
@@ -157,9 +160,9 @@ def shaw_relative_values(
     max_distance = check_positive_int("max_distance", max_distance)
     rows = 2 * max_distance + 1
     table = _table("rel_value_table", rel_value_table, rows=rows, num_heads=heads, head_dim=None)
-    q_positions = _positions("q_positions", q_positions, batch=batch, length=length)
-    k_positions = _positions("k_positions", k_positions, batch=batch, length=keys)
-    index = _clipped_index(q_positions, k_positions, max_distance)
+    index = _shaw_index(
+        q_positions, k_positions, max_distance, batch=batch, length=length, keys=keys
+    )
     b, h, i = jnp.ogrid[:batch, :heads, :length]
     buckets = jnp.zeros((batch, heads, length, rows), jnp.float32)
     buckets = buckets.at[b[..., None], h[..., None], i[..., None], index].add(probs)

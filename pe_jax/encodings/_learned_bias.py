@@ -30,6 +30,16 @@ def _clamp_straight_through(x: jax.Array, lo: float, hi: float | None = None) ->
     return x - jax.lax.stop_gradient(x) + jax.lax.stop_gradient(jnp.clip(x, lo, hi))
 
 
+def _kerple_params(r1, r2, *, r2_max: float | None = None) -> tuple[jax.Array, jax.Array]:
+    """Kerple's r1, r2 [H] checked and clamped to [0.01, r2_max] as the official code does,
+    as [H, 1, 1] to broadcast over [L, S] distances."""
+    r1 = head_vector("r1", r1)
+    r2 = head_vector("r2", r2, r1.shape[0])
+    r1 = _clamp_straight_through(r1, _KERPLE_EPS)[:, None, None]
+    r2 = _clamp_straight_through(r2, _KERPLE_EPS, r2_max)[:, None, None]
+    return r1, r2
+
+
 def init_kerple_params(key: jax.Array, num_heads: int, *, kind: str) -> dict[str, jax.Array]:
     """Initial Kerple parameters, as in the official code (Chi et al. 2022, NeurIPS).
 
@@ -79,10 +89,7 @@ def kerple_log_bias(q_positions, k_positions, *, r1, r2) -> jax.Array:
     Raises:
       ValueError: for non-integer positions or `r1` / `r2` not rank 1 of equal length.
     """
-    r1 = head_vector("r1", r1)
-    r2 = head_vector("r2", r2, r1.shape[0])
-    r1 = _clamp_straight_through(r1, _KERPLE_EPS)[:, None, None]
-    r2 = _clamp_straight_through(r2, _KERPLE_EPS)[:, None, None]
+    r1, r2 = _kerple_params(r1, r2)
     return -r1 * jnp.log1p(r2 * _distance(q_positions, k_positions))
 
 
@@ -105,10 +112,7 @@ def kerple_power_bias(q_positions, k_positions, *, r1, r2) -> jax.Array:
     Raises:
       ValueError: for non-integer positions or `r1` / `r2` not rank 1 of equal length.
     """
-    r1 = head_vector("r1", r1)
-    r2 = head_vector("r2", r2, r1.shape[0])
-    r1 = _clamp_straight_through(r1, _KERPLE_EPS)[:, None, None]
-    r2 = _clamp_straight_through(r2, _KERPLE_EPS, 2.0)[:, None, None]
+    r1, r2 = _kerple_params(r1, r2, r2_max=2.0)
     distance = _distance(q_positions, k_positions)
     # 0^r2 = 0; the inner `where` keeps log(0) (and a NaN gradient w.r.t. r2) out of the graph.
     positive = distance > 0

@@ -9,13 +9,12 @@ import jax
 
 from pe_jax.encodings import (
     apply_mrope,
-    apply_rope,
     check_mrope_section,
     default_mrope_section,
     hope_inv_freq,
     mrope_config,
 )
-from pe_jax.nn._adapters_qk import _FixedFrequencies, _rotary_dim, _static_inv_freq
+from pe_jax.nn._adapters_qk import RoPE, _FixedFrequencies, _rotary_dim, _static_inv_freq
 
 
 class MRoPE(_FixedFrequencies):
@@ -65,7 +64,7 @@ class MRoPE(_FixedFrequencies):
         return apply_mrope(q, q_positions, **options), apply_mrope(k, k_positions, **options)
 
 
-class HoPE(_FixedFrequencies):
+class HoPE(RoPE):
     """HoPE (Chen et al. 2024, "HoPE: A Novel Positional Encoding Without Long-Term Decay"):
     RoPE whose low-frequency components, those with theta_i * train_length < 2 pi (no full
     period within the training length), are made position-independent (theta_i = 0, the pair
@@ -90,9 +89,4 @@ class HoPE(_FixedFrequencies):
             inv_freq = tuple(float(f) for f in jax.device_get(inv_freq))
         self.train_length = train_length
         self._set_frequencies(inv_freq, 1.0, layout)
-
-    def rotate(
-        self, q: jax.Array, k: jax.Array, q_positions: jax.Array, k_positions: jax.Array
-    ) -> tuple[jax.Array, jax.Array]:
-        options = dict(inv_freq=self._inv_freq(), layout=self.layout)
-        return apply_rope(q, q_positions, **options), apply_rope(k, k_positions, **options)
+        self.rotate_num_heads = None  # RoPE's rotation of every head

@@ -122,6 +122,67 @@ class Encoding(nnx.Module):
         return None
 
 
+class Delegating(Encoding):
+    """An encoding that is `inner` in every hook; a subclass overrides only what it changes.
+
+    The attention flags (uses_content, attention_params, replaces_qk) are the inner ones; the
+    others (max_length, supports_decoding, randomizes_positions, draws_per_layer) and
+    `for_layer` are the wrapper's own, from its class or set by its constructor.
+    """
+
+    def __init__(self, inner: Encoding):
+        self.inner = inner
+        self.uses_content = inner.uses_content
+        self.attention_params = inner.attention_params
+        self.replaces_qk = inner.replaces_qk
+
+    def positions(
+        self,
+        positions: jax.Array,
+        *,
+        key: jax.Array | None = None,
+        lengths: jax.Array | None = None,
+    ) -> jax.Array:
+        return self.inner.positions(positions, key=key, lengths=lengths)
+
+    def embed(self, x: jax.Array, positions: jax.Array) -> jax.Array:
+        return self.inner.embed(x, positions)
+
+    def rotate(
+        self, q: jax.Array, k: jax.Array, q_positions: jax.Array, k_positions: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        return self.inner.rotate(q, k, q_positions, k_positions)
+
+    def bias(self, q_positions: jax.Array, k_positions: jax.Array) -> jax.Array | None:
+        return self.inner.bias(q_positions, k_positions)
+
+    def content_logits(
+        self,
+        q: jax.Array,
+        k: jax.Array,
+        q_positions: jax.Array,
+        k_positions: jax.Array,
+        *,
+        mask: jax.Array | None = None,
+    ) -> jax.Array | None:
+        return self.inner.content_logits(q, k, q_positions, k_positions, mask=mask)
+
+    def content_values(
+        self, probs: jax.Array, q_positions: jax.Array, k_positions: jax.Array
+    ) -> jax.Array | None:
+        return self.inner.content_values(probs, q_positions, k_positions)
+
+    def input_bias(
+        self,
+        x: jax.Array,
+        q: jax.Array,
+        k: jax.Array,
+        q_positions: jax.Array,
+        k_positions: jax.Array,
+    ) -> jax.Array | None:
+        return self.inner.input_bias(x, q, k, q_positions, k_positions)
+
+
 def default_positions(batch_size: int, length: int, offset: int | jax.Array = 0) -> jax.Array:
     """int32 [B, L] positions offset, offset + 1, ..., offset + L - 1."""
     return jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32) + offset, (batch_size, length))

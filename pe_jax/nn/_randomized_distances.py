@@ -7,14 +7,16 @@ hooks through `Encoding.for_layer`, which the Transformer calls with a key of ea
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import jax
 
 from pe_jax._validate import check_positive_int
 from pe_jax.encodings import randomized_distances
-from pe_jax.nn._base import Encoding
+from pe_jax.nn._base import Delegating, Encoding
 
 
-class RandomizedDistances(Encoding):
+class RandomizedDistances(Delegating):
     """Randomized relative encoding (Ruoss et al. 2023, "Randomized Positional Encodings Boost
     Length Generalization of Transformers") as the paper's official code does it for ALiBi and
     Transformer-XL (google-deepmind/randomized_positional_encodings): the relative distances,
@@ -34,10 +36,8 @@ class RandomizedDistances(Encoding):
     supports_decoding = False  # a draw per layer and pass; a decode step would redraw
 
     def __init__(self, inner: Encoding, *, max_length: int):
-        self.inner = inner
+        super().__init__(inner)
         self.max_length = check_positive_int("max_length", max_length)
-        self.uses_content = inner.uses_content
-        self.attention_params = inner.attention_params
 
     def for_layer(self, key: jax.Array | None) -> Encoding:
         if key is None:
@@ -47,57 +47,31 @@ class RandomizedDistances(Encoding):
             )
         return _LayerDraw(self.inner, key=key, max_length=self.max_length)
 
-    def embed(self, x: jax.Array, positions: jax.Array) -> jax.Array:
-        return self.inner.embed(x, positions)
+    def _unbound(self, *args, **kwargs) -> NoReturn:
+        """The distance-aware hooks exist only on a layer's view, which holds its draw."""
+        del args, kwargs
+        raise ValueError(
+            "randomized distances are drawn per layer: call the attention hooks on "
+            "encoding.for_layer(key), with the layer's PRNG key."
+        )
 
-    def rotate(
-        self, q: jax.Array, k: jax.Array, q_positions: jax.Array, k_positions: jax.Array
-    ) -> tuple[jax.Array, jax.Array]:
-        return self.inner.rotate(q, k, q_positions, k_positions)
-
-    def bias(self, q_positions: jax.Array, k_positions: jax.Array) -> jax.Array | None:
-        raise _unbound()
-
-    def content_logits(
-        self,
-        q: jax.Array,
-        k: jax.Array,
-        q_positions: jax.Array,
-        k_positions: jax.Array,
-        *,
-        mask: jax.Array | None = None,
-    ) -> jax.Array | None:
-        raise _unbound()
+    bias = content_logits = _unbound
 
 
-def _unbound() -> ValueError:
-    return ValueError(
-        "randomized distances are drawn per layer: call the attention hooks on "
-        "encoding.for_layer(key), with the layer's PRNG key."
-    )
-
-
-class _LayerDraw(Encoding):
+class _LayerDraw(Delegating):
     """One layer's view of a `RandomizedDistances`: the inner hooks at that layer's draw."""
 
     supports_decoding = False
 
     def __init__(self, inner: Encoding, *, key: jax.Array, max_length: int):
-        self.inner = inner
+        super().__init__(inner)
         self.key = key
         self.max_length = max_length
-        self.uses_content = inner.uses_content
-        self.attention_params = inner.attention_params
 
     def distances(self, q_positions: jax.Array, k_positions: jax.Array) -> jax.Array:
         """This layer's draw for L queries and S keys: int32 [max(L, S)], gap n -> distance."""
         length = max(q_positions.shape[-1], k_positions.shape[-1])
         return randomized_distances(self.key, length, max_length=self.max_length)
-
-    def rotate(
-        self, q: jax.Array, k: jax.Array, q_positions: jax.Array, k_positions: jax.Array
-    ) -> tuple[jax.Array, jax.Array]:
-        return self.inner.rotate(q, k, q_positions, k_positions)
 
     # The inner encoding's distance-aware hook takes the draw: the bias of a logits-place
     # encoding (ALiBi), the content logits of a content one (Transformer-XL).
@@ -122,8 +96,3 @@ class _LayerDraw(Encoding):
         return self.inner.content_logits(
             q, k, q_positions, k_positions, mask=mask, distances=distances
         )
-
-    def content_values(
-        self, probs: jax.Array, q_positions: jax.Array, k_positions: jax.Array
-    ) -> jax.Array | None:
-        return self.inner.content_values(probs, q_positions, k_positions)

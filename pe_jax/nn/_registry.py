@@ -45,7 +45,7 @@ from pe_jax.nn._adapters_input import (
 from pe_jax.nn._adapters_pope import PoPE
 from pe_jax.nn._adapters_qk import AxialRoPE, RoPE, RoPE2D, RoPEComplex, RoPEMixed, XPos
 from pe_jax.nn._adapters_rope_variants import HoPE, MRoPE
-from pe_jax.nn._base import Encoding
+from pe_jax.nn._base import Delegating, Encoding
 from pe_jax.nn._randomized_distances import RandomizedDistances
 
 DEFAULT_RANDOMIZED_MAX_LENGTH = 2048  # Ruoss et al. 2023 sample from [0, 2048).
@@ -121,7 +121,7 @@ _POSITIONS_PREFIX = "randomized_positions_"
 STRUCTURAL = ("width", "num_heads", "head_dim", "causal", "rngs")
 
 
-class RandomizedPositions(Encoding):
+class RandomizedPositions(Delegating):
     """Feeds an encoding random positions instead of 0..L-1; every other hook is the inner one.
 
     mode="sorted": randomized positional encodings (Ruoss et al. 2023, "Randomized Positional
@@ -140,13 +140,10 @@ class RandomizedPositions(Encoding):
     randomizes_positions = True
 
     def __init__(self, inner: Encoding, *, max_length: int, mode: str = "sorted"):
-        self.inner = inner
+        super().__init__(inner)
         self.max_length = check_positive_int("max_length", max_length)
         self.mode = check_choice("mode", mode, ("sorted", "shift"))
-        self.uses_content = inner.uses_content
         self.supports_decoding = False  # a sample per sequence; a decode step sees one position
-        self.attention_params = inner.attention_params
-        self.replaces_qk = inner.replaces_qk
 
     def positions(
         self,
@@ -175,43 +172,6 @@ class RandomizedPositions(Encoding):
             batch_size=batch_size,
             lengths=lengths,
         )
-
-    def embed(self, x: jax.Array, positions: jax.Array) -> jax.Array:
-        return self.inner.embed(x, positions)
-
-    def rotate(
-        self, q: jax.Array, k: jax.Array, q_positions: jax.Array, k_positions: jax.Array
-    ) -> tuple[jax.Array, jax.Array]:
-        return self.inner.rotate(q, k, q_positions, k_positions)
-
-    def bias(self, q_positions: jax.Array, k_positions: jax.Array) -> jax.Array | None:
-        return self.inner.bias(q_positions, k_positions)
-
-    def content_logits(
-        self,
-        q: jax.Array,
-        k: jax.Array,
-        q_positions: jax.Array,
-        k_positions: jax.Array,
-        *,
-        mask: jax.Array | None = None,
-    ) -> jax.Array | None:
-        return self.inner.content_logits(q, k, q_positions, k_positions, mask=mask)
-
-    def content_values(
-        self, probs: jax.Array, q_positions: jax.Array, k_positions: jax.Array
-    ) -> jax.Array | None:
-        return self.inner.content_values(probs, q_positions, k_positions)
-
-    def input_bias(
-        self,
-        x: jax.Array,
-        q: jax.Array,
-        k: jax.Array,
-        q_positions: jax.Array,
-        k_positions: jax.Array,
-    ) -> jax.Array | None:
-        return self.inner.input_bias(x, q, k, q_positions, k_positions)
 
 
 def _split_name(name: str) -> tuple[str | None, str]:

@@ -12,6 +12,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
+from pe_jax._validate import check_int
 from pe_jax.tasks._base import (
     FIRST_SYMBOL,
     Example,
@@ -84,8 +85,19 @@ class SelectiveCopy(SymbolTask):
         return Example(prompt, prompt_length, x, lengths)
 
 
+class _PairsThenQuery(Task):
+    """A task whose input is T two-token items then one query token (2T + 1 tokens) and whose
+    answer is one token."""
+
+    def output_length(self, length: Length) -> Length:
+        return constant_like(length, 1)
+
+    def max_prompt_length(self, length: Length) -> Length:
+        return 2 * length + 1
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class AssociativeRecall(Task):
+class AssociativeRecall(_PairsThenQuery):
     """Recall the value bound to a queried key (Ba et al. 2016; Zoology, Arora et al. 2023).
 
     The input is T key-value pairs then a query key: ``k_1 v_1 .. k_T v_T q`` (2T + 1 tokens).
@@ -102,10 +114,8 @@ class AssociativeRecall(Task):
     num_values: int = 8
 
     def __post_init__(self):
-        for name in ("num_keys", "num_values"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-                raise ValueError(f"{name} must be an integer >= 2, got {value!r}.")
+        check_int("num_keys", self.num_keys, minimum=2)
+        check_int("num_values", self.num_values, minimum=2)
 
     @property
     def vocab_size(self) -> int:
@@ -121,12 +131,6 @@ class AssociativeRecall(Task):
         """Token ids of the values."""
         start = FIRST_SYMBOL + self.num_keys
         return tuple(range(start, start + self.num_values))
-
-    def output_length(self, length: Length) -> Length:
-        return constant_like(length, 1)
-
-    def max_prompt_length(self, length: Length) -> Length:
-        return 2 * length + 1
 
     def _generate(self, key, lengths, max_length):
         batch, n = lengths.shape[0], max_length
@@ -144,7 +148,7 @@ class AssociativeRecall(Task):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class FlipFlop(Task):
+class FlipFlop(_PairsThenQuery):
     """Flip-flop language (Liu et al. 2023): read back the last written bit.
 
     The input is T instruction-bit pairs then a final read: ``w b  op b .. op b  r``
@@ -180,12 +184,6 @@ class FlipFlop(Task):
     def symbols(self) -> tuple[int, ...]:
         """Token ids of the bits 0 and 1."""
         return (FIRST_SYMBOL, FIRST_SYMBOL + 1)
-
-    def output_length(self, length: Length) -> Length:
-        return constant_like(length, 1)
-
-    def max_prompt_length(self, length: Length) -> Length:
-        return 2 * length + 1
 
     def _generate(self, key, lengths, max_length):
         batch, n = lengths.shape[0], max_length
