@@ -112,16 +112,9 @@ def test_transformer_cpu_kernel_equals_xla_kernel(encoding, causal):
     from pe_jax.nn import Transformer, TransformerConfig
 
     def build(impl):
-        config = TransformerConfig(
-            vocab_size=11,
-            width=16,
-            num_heads=2,
-            num_layers=2,
-            causal=causal,
-            encoding=encoding,
-            share_encoding=False,
-            attention_impl=impl,
-        )
+        sizes = dict(vocab_size=11, width=16, num_heads=2, num_layers=2)
+        options = dict(encoding=encoding, share_encoding=False, attention_impl=impl)
+        config = TransformerConfig(**sizes, causal=causal, **options)
         return Transformer(config, rngs=nnx.Rngs(0))
 
     tokens = jax.random.randint(jax.random.key(1), (3, 9), 0, 11)

@@ -20,6 +20,7 @@ SOURCES = ("pe_jax", "experiments", "configs")
 # package -> the pe_jax packages it may import (besides itself and the top-level low modules).
 # Top-level modules (pe_jax/_validate.py, runfiles.py, loss.py, runtime.py) count as packages
 # named after the module.
+_LOW = {"validate", "encodings", "nn", "tasks", "loss", "runfiles"}
 ALLOWED = {
     "validate": set(),
     "runfiles": set(),
@@ -29,28 +30,10 @@ ALLOWED = {
     "tasks": {"validate"},
     "loss": {"nn", "tasks"},
     "reporting": {"validate", "encodings", "runfiles"},
-    "evaluation": {"validate", "encodings", "nn", "tasks", "loss", "runfiles"},
-    "training": {
-        "validate",
-        "encodings",
-        "nn",
-        "tasks",
-        "loss",
-        "evaluation",
-        "runfiles",
-        "runtime",
-    },
-    "explorer": {"validate", "encodings", "nn", "tasks", "evaluation", "training", "reporting"},
-    "benchmark": {
-        "validate",
-        "encodings",
-        "nn",
-        "tasks",
-        "loss",
-        "evaluation",
-        "training",
-        "runfiles",
-    },
+    "evaluation": _LOW,
+    "training": _LOW | {"evaluation", "runtime"},
+    "explorer": _LOW - {"loss", "runfiles"} | {"evaluation", "training", "reporting"},
+    "benchmark": _LOW | {"evaluation", "training"},
 }
 
 
