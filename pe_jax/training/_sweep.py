@@ -27,10 +27,10 @@ from pathlib import Path
 import ml_collections
 
 from pe_jax import runfiles
-from pe_jax.runfiles import CONFIG, RESULTS, read_json, read_results
+from pe_jax.runfiles import CONFIG, RESULTS, DamagedFileError, read_json, read_results
 from pe_jax.training._config_fields import set_field
 from pe_jax.training._distributed import is_primary
-from pe_jax.training._run import NonFiniteError, format_eta, train_and_evaluate
+from pe_jax.training._run import NonFiniteError, check_config, format_eta, train_and_evaluate
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
 
@@ -162,19 +162,38 @@ def _config_json(config: ml_collections.ConfigDict) -> dict:
 
 
 def is_finished(run: SweepRun, root: str | os.PathLike) -> bool:
-    """Whether the run's folder holds results.json of exactly this config."""
+    """Whether the run's folder holds results.json of exactly this config (a damaged one is
+    not finished: `train_and_evaluate` names it, or replaces it under overwrite)."""
     path = run.workdir(root) / RESULTS
-    return path.exists() and read_results(path).config == _config_json(run.config)
+    try:
+        return path.exists() and read_results(path).config == _config_json(run.config)
+    except DamagedFileError:
+        return False
 
 
 def _conflicts(runs: Sequence[SweepRun], root: Path) -> list[str]:
-    """Runs whose folder already holds a different config (train_and_evaluate would refuse)."""
+    """Runs whose folder already holds a different config (train_and_evaluate would refuse).
+
+    A damaged config.json is no conflict here: that run alone is reported as damaged.
+    """
     bad = []
     for run in runs:
         saved = run.workdir(root) / CONFIG
-        if saved.exists() and read_json(saved) != _config_json(run.config):
-            bad.append(run.name)
+        try:
+            if saved.exists() and read_json(saved) != _config_json(run.config):
+                bad.append(run.name)
+        except DamagedFileError:
+            continue
     return bad
+
+
+def _check_configs(runs: Sequence[SweepRun]) -> None:
+    """Validates every run's config (settings, optimizer, mesh) before anything is written."""
+    for run in runs:
+        try:
+            check_config(run.config)
+        except ValueError as error:
+            raise ValueError(f"run {run.name}: {error}") from error
 
 
 def write_manifest(sweep: ml_collections.ConfigDict, runs: Sequence[SweepRun], root: Path) -> None:
@@ -211,8 +230,9 @@ def run_sweep(
     """Trains and evaluates every run of `sweep` not finished yet, each in its own folder.
 
     Finished runs (results.json of the same config) are skipped without loading anything;
-    partial runs resume from their last checkpoint. A run whose loss turns NaN is recorded
-    as failed and the sweep goes on. Progress lines give runs done / total and an ETA from
+    partial runs resume from their last checkpoint. A run whose loss turns NaN, or whose
+    config.json or results.json is damaged (without `overwrite`), is recorded as failed and
+    the sweep goes on. Progress lines give runs done / total and an ETA from
     the mean time of the runs trained so far. In a multi-process job every process calls
     this with the same arguments (each run is one global program); process 0 writes and logs.
 
@@ -228,14 +248,15 @@ def run_sweep(
        "results": {name: results dict}} for the selected runs.
 
     Raises:
-      ValueError: a bad sweep config or `only`, or (without `overwrite`) selected runs whose
-        folders hold a different config, before anything is trained.
+      ValueError: a bad sweep config, run config or `only`, or (without `overwrite`) selected
+        runs whose folders hold a different config, before anything is written.
     """
     if not is_primary():  # every process runs the sweep; process 0 alone speaks
         log = _silent
     root = Path(workdir)
     runs = expand_sweep(sweep)
     selected = select_runs(runs, only)
+    _check_configs(selected)
     conflicts = [] if overwrite else _conflicts(selected, root)
     if conflicts:
         raise ValueError(
@@ -267,7 +288,7 @@ def run_sweep(
             results = train_and_evaluate(
                 run.config, run.workdir(root), overwrite=overwrite, log=lambda m: log(f"  {m}")
             )
-        except NonFiniteError as e:
+        except (NonFiniteError, DamagedFileError) as e:
             out["failed"][run.name] = str(e)
             log(f"[{done + 1}/{total}] {run.name}: FAILED ({e})")
             continue
