@@ -5,7 +5,7 @@ from pe_jax.training._distributed import initialize_distributed, is_primary
 from pe_jax.training._load import LoadedRun, load_run
 from pe_jax.training._mesh import check_divisible, make_mesh
 from pe_jax.training._optim import make_optimizer, make_schedule
-from pe_jax.training._run import NonFiniteError, train_and_evaluate
+from pe_jax.training._run import NonFiniteError, check_config, train_and_evaluate
 from pe_jax.training._settings import Settings, settings_from_config
 from pe_jax.training._step import (
     TrainProgram,
@@ -23,6 +23,7 @@ __all__ = [
     "SweepRun",
     "TrainProgram",
     "abstract_state",
+    "check_config",
     "check_divisible",
     "define_config_file",
     "expand_sweep",
