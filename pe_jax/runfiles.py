@@ -56,17 +56,63 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    """The parsed JSON of `path`.
+# What to do about a damaged run file, said by every error that names one.
+REPAIR_HINT = "delete it, or rerun with --overwrite to replace it"
+
+
+class DamagedFileError(ValueError):
+    """A run file that cannot be read: not UTF-8, not JSON, or not what the file should hold.
+
+    The message names the file and says what to do about it.
+    """
+
+
+def damaged(path: str | os.PathLike, why: str, hint: str = REPAIR_HINT) -> DamagedFileError:
+    """The error for the damaged file `path`: its name, what is wrong (`why`) and `hint`."""
+    return DamagedFileError(f"{path} is damaged ({why}); {hint}.")
+
+
+def read_json(path: str | os.PathLike, *, expect: type | None = dict, hint: str = REPAIR_HINT):
+    """The parsed JSON of `path`, the one loader of the run files.
+
+    Args:
+      path: the file.
+      expect: the JSON type the file must hold (dict = an object); None accepts any.
+      hint: what the error tells the user to do.
 
     Raises:
-      ValueError: the file is not valid JSON (naming the file).
+      DamagedFileError: (a ValueError) the file is empty, not UTF-8, not valid JSON, or not of
+        type `expect`; naming the file, what is wrong and `hint`.
     """
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise damaged(path, f"not UTF-8 text: {e}", hint) from e
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is damaged (not valid JSON: {e}).") from e
+        why = "empty" if not e.doc.strip() else f"not valid JSON: {e}"
+        raise damaged(path, why, hint) from e
+    if expect is not None and not isinstance(data, expect):
+        why = f"it holds JSON {_json_name(type(data))}, not {_json_name(expect)}"
+        raise damaged(path, why, hint)
+    return data
+
+
+def _json_name(kind: type) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    return names.get(kind, "null" if kind is type(None) else "a number")
+
+
+def _metrics_record(line: bytes) -> dict | None:
+    """The record of one metrics.jsonl line, or None when the line is not a valid record."""
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    step = record.get("step") if isinstance(record, dict) else None
+    if isinstance(step, bool) or not isinstance(step, int):
+        return None
+    return record
 
 
 def truncate_metrics(path: str | os.PathLike, last_step: int) -> None:
@@ -74,20 +120,25 @@ def truncate_metrics(path: str | os.PathLike, last_step: int) -> None:
 
     A killed run may have logged later steps, an "eval" event or a half-written last line;
     dropping them lets a resumed run append without duplicates. Gate records of kept steps stay
-    (a gate runs before the checkpoint of its step is saved).
+    (a gate runs before the checkpoint of its step is saved). Lines that are not a record
+    (binary bytes, other JSON, a record without an integer "step") are dropped as well. The
+    file is replaced atomically.
     """
     path = Path(path)
     if not path.exists():
         return
     kept = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if record.get("step", -1) <= last_step and record.get("event", "gate") == "gate":
-            kept.append(line)
-    path.write_text("".join(line + "\n" for line in kept))
+    for line in path.read_bytes().splitlines():
+        record = _metrics_record(line)
+        if (
+            record is not None
+            and record["step"] <= last_step
+            and record.get("event", "gate") == "gate"
+        ):
+            kept.append(line + b"\n")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(b"".join(kept))
+    os.replace(tmp, path)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -211,12 +262,17 @@ def read_results(path: str | os.PathLike) -> Results:
     """The `Results` of a results.json file (or of the run folder holding one).
 
     Raises:
-      ValueError: the file is damaged or not a results.json of a known schema (naming it).
+      DamagedFileError: (a ValueError) the file is damaged or not a results.json of a known
+        schema; naming it and what to do.
     """
     path = Path(path)
     if path.is_dir():
         path = path / RESULTS
-    return Results.from_json(read_json(path), source=str(path))
+    data = read_json(path)
+    try:
+        return Results.from_json(data, source=str(path))
+    except ValueError as e:
+        raise DamagedFileError(f"{str(e).rstrip('.')}; {REPAIR_HINT}.") from e
 
 
 def write_examples(
@@ -305,7 +361,8 @@ def read_manifest(root: str | os.PathLike) -> dict | None:
     """The sweep manifest of folder `root`, or None if it has none.
 
     Raises:
-      ValueError: the manifest is damaged (naming the file).
+      DamagedFileError: (a ValueError) the manifest is damaged (naming the file).
     """
     path = Path(root) / MANIFEST
-    return read_json(path) if path.exists() else None
+    hint = "delete it, or rerun the sweep, which writes it again"
+    return read_json(path, hint=hint) if path.exists() else None

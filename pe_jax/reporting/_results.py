@@ -11,11 +11,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from pe_jax.runfiles import RESULTS, Results, read_examples, read_manifest, read_results
+from pe_jax.runfiles import (
+    RESULTS,
+    DamagedFileError,
+    Results,
+    read_examples,
+    read_manifest,
+    read_results,
+)
 
 # Exact match first, per-token accuracy beside it (the bench's order), then the loss.
 METRICS = ("exact_match", "token_accuracy", "loss")
@@ -124,7 +132,8 @@ def load_runs(workdir: str | os.PathLike) -> list[Run]:
     """Every finished run under `workdir`, in the sweep's order when a manifest is present.
 
     A run is a folder holding results.json; its labels come from where it lies:
-    <workdir>/<task>/<encoding>/results.json. Unfinished runs (no results.json) are absent.
+    <workdir>/<task>/<encoding>/results.json. Unfinished runs (no results.json) are absent, and
+    so are runs whose results.json is damaged, each with a warning naming the file.
 
     Args:
       workdir: a sweep folder, or any folder holding runs at any depth.
@@ -133,14 +142,18 @@ def load_runs(workdir: str | os.PathLike) -> list[Run]:
       Runs ordered by the manifest's task then encoding order (others after, by path).
 
     Raises:
-      ValueError: `workdir` does not exist, or a results.json is damaged (naming it).
+      ValueError: `workdir` does not exist, or its sweep manifest is damaged (naming it).
     """
     root = Path(workdir)
     if not root.is_dir():
         raise ValueError(f"workdir {str(root)!r} is not a folder.")
     runs = []
     for path in sorted(root.rglob(RESULTS)):
-        results = read_results(path)
+        try:
+            results = read_results(path)
+        except DamagedFileError as error:  # one damaged run does not hide the others
+            warnings.warn(f"run left out of the report: {error}", stacklevel=2)
+            continue
         task, encoding = _labels(path.parent.relative_to(root).parts, results)
         runs.append(Run(task=task, encoding=encoding, path=path, results=results))
     manifest = read_manifest(root)

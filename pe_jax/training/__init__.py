@@ -13,7 +13,7 @@ from pe_jax.training._load import LoadedRun, load_run
 from pe_jax.training._mesh import make_mesh
 from pe_jax.training._optim import make_optimizer, make_schedule
 from pe_jax.training._ray_executor import RayExecutor
-from pe_jax.training._run import NonFiniteError, train_and_evaluate
+from pe_jax.training._run import NonFiniteError, check_config, train_and_evaluate
 from pe_jax.training._settings import Settings, settings_from_config
 from pe_jax.training._step import (
     TrainProgram,
@@ -34,6 +34,7 @@ __all__ = [
     "SweepRun",
     "TrainProgram",
     "abstract_state",
+    "check_config",
     "define_config_file",
     "expand_sweep",
     "initialize_distributed",

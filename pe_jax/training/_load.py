@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from pathlib import Path
 
 import jax
@@ -20,6 +21,7 @@ from flax import nnx
 
 from pe_jax.nn import Transformer
 from pe_jax.runfiles import CHECKPOINTS, CONFIG, RESULTS, Results, read_json, read_results
+from pe_jax.training._checkpoints import restore_latest
 from pe_jax.training._mesh import make_mesh
 from pe_jax.training._settings import Settings, settings_from_config
 from pe_jax.training._step import abstract_state
@@ -68,7 +70,9 @@ def load_run(workdir: str | os.PathLike, *, step: int | None = None) -> LoadedRu
     """Restores the run `train_and_evaluate` wrote to `workdir` (latest checkpoint by default).
 
     The config's mesh_shape is ignored: the state is restored on this host's devices (mesh
-    (1, all devices)), so a run trained on several accelerators loads on one CPU.
+    (1, all devices)), so a run trained on several accelerators loads on one CPU. A latest
+    checkpoint that cannot be read falls back to the next older one with a warning naming both
+    steps (nothing is deleted).
 
     Args:
       workdir: a run folder holding config.json and checkpoints/.
@@ -79,6 +83,8 @@ def load_run(workdir: str | os.PathLike, *, step: int | None = None) -> LoadedRu
 
     Raises:
       ValueError: no config.json, no checkpoint (or not `step`), or an invalid config.
+      DamagedFileError: (a ValueError) a damaged config.json or results.json, or no checkpoint
+        that can be restored; naming the file.
     """
     workdir = Path(workdir)
     if not (workdir / CONFIG).exists():
@@ -90,14 +96,20 @@ def load_run(workdir: str | os.PathLike, *, step: int | None = None) -> LoadedRu
     steps = sorted(manager.all_steps())
     if not steps:
         raise ValueError(f"workdir {workdir} holds no checkpoint under {CHECKPOINTS}/.")
-    chosen = steps[-1] if step is None else step
-    if chosen not in steps:
+    if step is not None and step not in steps:
         raise ValueError(f"step must be one of the checkpoints {steps} in {workdir}, got {step}.")
     mesh = make_mesh(None)
     with jax.set_mesh(mesh):
         graphdef, abstract = abstract_state(settings, mesh)
-        state = manager.restore(chosen, args=ocp.args.StandardRestore(abstract))
+        if step is None:
+            state, chosen = restore_latest(manager, abstract, warn=_warn, delete_damaged=False)
+        else:
+            state, chosen = manager.restore(step, args=ocp.args.StandardRestore(abstract)), step
     manager.close()
     results_path = workdir / RESULTS
     results = read_results(results_path) if results_path.exists() else None
     return LoadedRun(workdir, settings, graphdef, state, int(chosen), results)
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, stacklevel=3)

@@ -28,6 +28,7 @@ from pe_jax.runfiles import (
     CONFIG,
     METRICS,
     RESULTS,
+    DamagedFileError,
     Results,
     read_json,
     read_results,
@@ -36,6 +37,7 @@ from pe_jax.runfiles import (
     write_json_atomic,
     write_results,
 )
+from pe_jax.training._checkpoints import NonFiniteError, restore_latest, save_checkpoint
 from pe_jax.training._distributed import barrier, fetch, is_primary
 from pe_jax.training._gate import apply_until
 from pe_jax.training._mesh import check_divisible, make_mesh
@@ -43,25 +45,63 @@ from pe_jax.training._settings import Settings, settings_from_config
 from pe_jax.training._step import make_train_program, model_keys
 
 
-class NonFiniteError(FloatingPointError):
-    """The loss or the gradient norm became NaN or Inf; the last good checkpoint is kept."""
+def check_config(config: ml_collections.ConfigDict) -> tuple[Settings, jax.sharding.Mesh]:
+    """The one validation pass of a run's config: every field, the optimizer and its schedule,
+    and the mesh (its shape against the devices, the batch and seeds against its axes).
+
+    Returns:
+      The validated settings and the mesh the run trains on.
+
+    Raises:
+      ValueError: naming the first bad field; nothing has been read or written.
+    """
+    settings = settings_from_config(config)
+    mesh = make_mesh(settings.mesh_shape)
+    check_divisible(mesh, batch_size=settings.batch_size, num_seeds=len(settings.models))
+    return settings, mesh
 
 
-def _check_workdir(workdir: Path, config_dict: dict, overwrite: bool) -> bool:
-    """Whether the workdir holds another config (to be started afresh); reads only, on every
-    process, so that a refusal stops all of them.
+def _check_workdir(workdir: Path, config_dict: dict, overwrite: bool) -> str | None:
+    """What config.json says: None (absent or this config), "other" (another config) or
+    "damaged"; either of the last two is started afresh. Reads only, on every process, so
+    that a refusal stops all of them.
 
     Raises:
       ValueError: another config without `overwrite`.
+      DamagedFileError: a damaged config.json without `overwrite` (naming it).
     """
     saved = workdir / CONFIG
-    stale = saved.exists() and read_json(saved) != config_dict
+    try:
+        stale = "other" if saved.exists() and read_json(saved) != config_dict else None
+    except DamagedFileError:
+        if not overwrite:
+            raise
+        stale = "damaged"
     if stale and not overwrite:
         raise ValueError(
             f"workdir {workdir} holds a run of a different config; use another workdir or "
             "pass overwrite=True (--overwrite) to start it afresh."
         )
     return stale
+
+
+def _finished_results(workdir: Path, config_dict: dict, overwrite: bool) -> Results | None:
+    """results.json when it is of this config, else None; a damaged one is named, or with
+    `overwrite` read as absent (the run resumes from its checkpoints and writes it again).
+
+    Raises:
+      DamagedFileError: a damaged results.json without `overwrite`.
+    """
+    path = workdir / RESULTS
+    if not path.exists():
+        return None
+    try:
+        results = read_results(path)
+    except DamagedFileError:
+        if not overwrite:
+            raise
+        return None
+    return results if results.config == config_dict else None
 
 
 def _prepare_workdir(workdir: Path, config_dict: dict, stale: bool) -> None:
@@ -108,26 +148,26 @@ def train_and_evaluate(
       The JSON object written to results.json (`pe_jax.runfiles.Results.to_json()`).
 
     Raises:
-      ValueError: an invalid config (before any training), or a workdir holding another config.
-      NonFiniteError: a NaN/Inf loss or gradient; checkpoints up to the last good one remain.
+      ValueError: an invalid config, or a workdir holding another config; raised before the
+        workdir is written to (with `overwrite` too: nothing is deleted).
+      DamagedFileError: (a ValueError) a damaged config.json or results.json, without
+        `overwrite` (which replaces them); naming the file.
+      NonFiniteError: a NaN/Inf loss, gradient or parameter; only finite checkpoints remain.
     """
-    settings = settings_from_config(config)
+    # The whole config, optimizer and mesh included, is checked before the workdir is read.
+    settings, mesh = check_config(config)
     if not is_primary():
         log = _silent
     workdir = Path(workdir)
     config_dict = json.loads(config.to_json())
     stale = _check_workdir(workdir, config_dict, overwrite)
-    results_path = workdir / RESULTS
-    if results_path.exists():
-        results = read_results(results_path)
-        if results.config == config_dict:
-            log(f"{workdir}: finished earlier; results.json kept, nothing retrained.")
-            return results.to_json()
-
-    # Before anything is written: a mesh that cannot hold the run leaves the workdir untouched.
-    mesh = make_mesh(settings.mesh_shape)
-    check_divisible(mesh, batch_size=settings.batch_size, num_seeds=len(settings.models))
-    _prepare_workdir(workdir, config_dict, stale)
+    results = _finished_results(workdir, config_dict, overwrite)
+    if results is not None:
+        if stale == "damaged" and is_primary():  # results.json and checkpoints are this run's
+            write_json_atomic(workdir / CONFIG, config_dict)
+        log(f"{workdir}: finished earlier; results.json kept, nothing retrained.")
+        return results.to_json()
+    _prepare_workdir(workdir, config_dict, stale is not None)
     with jax.set_mesh(mesh):
         return _train_and_evaluate(settings, config_dict, workdir, mesh, log)
 
@@ -143,11 +183,10 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> d
         (workdir / CHECKPOINTS).absolute(),
         options=ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=False),
     )
-    start = manager.latest_step()
+    state, start = restore_latest(manager, program.abstract_state, warn=log, delete_damaged=True)
     if start is None:
         state, start = program.init(keys), 0
     else:
-        state = manager.restore(start, args=ocp.args.StandardRestore(program.abstract_state))
         log(f"resumed from step {start}")
     if is_primary():
         truncate_metrics(workdir / METRICS, start)
@@ -299,7 +338,7 @@ def _train_loop(program, state, keys, s: Settings, start, manager, workdir, log)
             if gate_due:
                 state, stop = _run_gate(program, state, keys, s, done, metrics_file, log)
             if done % s.checkpoint_every == 0 or done == s.steps or stop:
-                manager.save(done, args=ocp.args.StandardSave(state))
+                save_checkpoint(manager, done, state)
             if stop:
                 break
     total = time.perf_counter() - t_start

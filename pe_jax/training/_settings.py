@@ -7,6 +7,7 @@ Every check runs before any training, and a bad value raises ValueError naming t
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Any
 
@@ -14,9 +15,16 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from pe_jax._validate import check_choice, check_fraction, check_int, check_nonnegative
+from pe_jax._validate import (
+    check_choice,
+    check_fraction,
+    check_int,
+    check_nonnegative,
+    check_positive,
+)
 from pe_jax.nn import Transformer, TransformerConfig
 from pe_jax.tasks import Task, bucket_width, get_task, list_tasks
+from pe_jax.training._optim import OPTIMIZERS, SCHEDULES, make_optimizer
 from pe_jax.training._step import SEED_LOOPS
 
 PROTOCOLS = ("encoder", "decoder")
@@ -96,7 +104,7 @@ def eval_lengths(config) -> tuple[int, ...]:
     """config.eval.lengths if given, else min_length..max_length with config.eval.stride."""
     explicit = config.eval.get("lengths")
     if explicit:
-        lengths = tuple(int(t) for t in explicit)
+        lengths = tuple(check_int("config.eval.lengths", t) for t in explicit)
     else:
         lo, hi = _int(config, "eval.min_length"), _int(config, "eval.max_length")
         if hi < lo:
@@ -110,10 +118,15 @@ def eval_lengths(config) -> tuple[int, ...]:
 def settings_from_config(config: ml_collections.ConfigDict) -> Settings:
     """Validates `config` and returns typed `Settings`.
 
+    Every field is checked here, the optimizer and its schedule included, so that a config that
+    passes can be trained (the mesh is checked by `make_mesh` and `check_divisible`).
+
     Raises:
       ValueError: unknown task / encoding / protocol, train_max < 1, eval lengths beyond what
-        the encoding or the model supports, seeds not distinct, ... each naming the field.
+        the encoding or the model supports, seeds not distinct, a bad learning rate, warmup or
+        optimizer, a non-finite number anywhere, ... each naming the field.
     """
+    check_finite_numbers(config)
     name = _get(config, "task")
     if name not in list_tasks():
         raise ValueError(f"config.task must be one of {list_tasks()}, got {name!r}.")
@@ -152,20 +165,12 @@ def settings_from_config(config: ml_collections.ConfigDict) -> Settings:
         raise ValueError(f"config.model: {error}") from error
     _check_encoding_reach(model, needed, longest)
 
-    seeds = tuple(int(s) for s in _get(config, "seeds"))
+    seeds = tuple(check_int("config.seeds", s, minimum=0) for s in _get(config, "seeds"))
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"config.seeds must be a non-empty list of distinct ints, got {seeds}.")
     ints = {name: _int(config, path) for name, path in _SETTINGS_INTS.items()}
     t = config.train
-    optimizer = dict(
-        learning_rate=check_nonnegative("config.train.learning_rate", t.learning_rate),
-        total_steps=ints["steps"],
-        warmup_steps=int(t.warmup_steps),
-        schedule=t.schedule,
-        optimizer=t.optimizer,
-        weight_decay=float(t.weight_decay),
-        clip_norm=None if t.clip_norm is None else float(t.clip_norm),
-    )
+    optimizer = optimizer_settings(config, total_steps=ints["steps"])
     return Settings(
         task=task,
         protocol=protocol,
@@ -205,6 +210,55 @@ def _gate_settings(t, min_length: int, max_length: int) -> dict:
         gate_threshold=check_fraction("config.train.gate_threshold", t.get("gate_threshold", 0.99)),
         until=None if until in (None, 0) else check_fraction("config.train.until", until),
     )
+
+
+def check_finite_numbers(config, where: str = "config") -> None:
+    """Refuses inf and NaN in any field of `config` (nested mappings and sequences included).
+
+    Raises:
+      ValueError: naming the first such field, e.g. config.model.encoding_options.base.
+    """
+    items = config.items() if hasattr(config, "items") else enumerate(config)
+    for key, value in items:
+        name = f"{where}.{key}" if hasattr(config, "items") else f"{where}[{key}]"
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}.")
+        if hasattr(value, "items") or isinstance(value, list | tuple):
+            check_finite_numbers(value, name)
+
+
+def optimizer_settings(config, *, total_steps: int) -> dict[str, Any]:
+    """The keyword arguments of `make_optimizer` from config.train, each field checked.
+
+    Raises:
+      ValueError: naming config.train.<field>: a learning rate that is not a finite number
+        >= 0, a clip_norm that is not a positive number, warmup_steps outside [0, steps), an
+        unknown schedule or optimizer, a negative weight_decay or one with Adam.
+    """
+    t = config.train
+    clip_norm = t.get("clip_norm")
+    if clip_norm is not None:
+        clip_norm = check_positive("config.train.clip_norm", clip_norm)
+    optimizer = dict(
+        # 0 is allowed: a control that cannot learn (the learned-gate marks it).
+        learning_rate=check_nonnegative("config.train.learning_rate", t.learning_rate),
+        total_steps=total_steps,
+        warmup_steps=_int(config, "train.warmup_steps", minimum=0),
+        schedule=check_choice("config.train.schedule", t.schedule, SCHEDULES),
+        optimizer=check_choice("config.train.optimizer", t.optimizer, OPTIMIZERS),
+        weight_decay=float(t.weight_decay),
+        clip_norm=clip_norm,
+    )
+    if optimizer["warmup_steps"] >= total_steps:
+        raise ValueError(
+            f"config.train.warmup_steps must be in [0, train.steps={total_steps}), got "
+            f"{optimizer['warmup_steps']}."
+        )
+    try:
+        make_optimizer(**optimizer)  # its own checks (weight decay), before anything is written
+    except ValueError as error:
+        raise ValueError(f"config.train.{error}") from error
+    return optimizer
 
 
 def parse_mesh_shape(value) -> tuple[int, int] | None:

@@ -28,7 +28,7 @@ import jax
 import ml_collections
 
 from pe_jax import runfiles
-from pe_jax.runfiles import CONFIG, RESULTS, read_json, read_results
+from pe_jax.runfiles import CONFIG, RESULTS, DamagedFileError, read_json, read_results
 from pe_jax.training._claims import STALE_AFTER_S
 from pe_jax.training._config_fields import set_field
 from pe_jax.training._distributed import is_primary
@@ -41,6 +41,7 @@ from pe_jax.training._executors import (
     train_together,
 )
 from pe_jax.training._ray_executor import RayExecutor
+from pe_jax.training._run import check_config
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
 
@@ -172,19 +173,38 @@ def _config_json(config: ml_collections.ConfigDict) -> dict:
 
 
 def is_finished(run: SweepRun, root: str | os.PathLike) -> bool:
-    """Whether the run's folder holds results.json of exactly this config."""
+    """Whether the run's folder holds results.json of exactly this config (a damaged one is
+    not finished: `train_and_evaluate` names it, or replaces it under overwrite)."""
     path = run.workdir(root) / RESULTS
-    return path.exists() and read_results(path).config == _config_json(run.config)
+    try:
+        return path.exists() and read_results(path).config == _config_json(run.config)
+    except DamagedFileError:
+        return False
 
 
 def _conflicts(runs: Sequence[SweepRun], root: Path) -> list[str]:
-    """Runs whose folder already holds a different config (train_and_evaluate would refuse)."""
+    """Runs whose folder already holds a different config (train_and_evaluate would refuse).
+
+    A damaged config.json is no conflict here: that run alone is reported as damaged.
+    """
     bad = []
     for run in runs:
         saved = run.workdir(root) / CONFIG
-        if saved.exists() and read_json(saved) != _config_json(run.config):
-            bad.append(run.name)
+        try:
+            if saved.exists() and read_json(saved) != _config_json(run.config):
+                bad.append(run.name)
+        except DamagedFileError:
+            continue
     return bad
+
+
+def _check_configs(runs: Sequence[SweepRun]) -> None:
+    """Validates every run's config (settings, optimizer, mesh) before anything is written."""
+    for run in runs:
+        try:
+            check_config(run.config)
+        except ValueError as error:
+            raise ValueError(f"run {run.name}: {error}") from error
 
 
 def write_manifest(sweep: ml_collections.ConfigDict, runs: Sequence[SweepRun], root: Path) -> None:
@@ -225,10 +245,11 @@ def run_sweep(
 
     Finished runs (results.json of the same config) are skipped without loading anything;
     partial runs resume from their last checkpoint. A run that raises (a NaN loss, a dead
-    worker) is recorded as failed (<run>/failed.json) and the sweep goes on. Progress lines
-    give runs done / total and an ETA from the throughput of the runs trained so far. In a
-    multi-process JAX job every process calls this with the same arguments (each run is one
-    global program, trained without claims); process 0 writes and logs.
+    worker, a damaged config.json or results.json without `overwrite`) is recorded as failed
+    (<run>/failed.json) and the sweep goes on. Progress lines give runs done / total and an ETA
+    from the throughput of the runs trained so far. In a multi-process JAX job every process
+    calls this with the same arguments (each run is one global program, trained without
+    claims); process 0 writes and logs.
 
     Args:
       sweep: a sweep config (module docstring).
@@ -248,14 +269,15 @@ def run_sweep(
        "complete": whether every selected run of every shard is now finished or failed}.
 
     Raises:
-      ValueError: a bad sweep config or `only`, or (without `overwrite`) selected runs whose
-        folders hold a different config, before anything is trained.
+      ValueError: a bad sweep config, run config or `only`, or (without `overwrite`) selected
+        runs whose folders hold a different config, before anything is written.
     """
     if not is_primary():  # every process runs the sweep; process 0 alone speaks
         log = _silent
     root = Path(workdir)
     runs = expand_sweep(sweep)
     selected = select_runs(runs, only)
+    _check_configs(selected)
     conflicts = [] if overwrite else _conflicts(selected, root)
     if conflicts:
         raise ValueError(
