@@ -124,7 +124,6 @@ def test_b2_bad_value_names_field_value_and_allowed(run, tmp_path, arg, field, v
     "arg, field",
     [
         ("train.learning_rate=-1", "train.learning_rate"),
-        ("train.learning_rate=0", "train.learning_rate"),
         ("train.learning_rate=inf", "train.learning_rate"),
         ("train.learning_rate=nan", "train.learning_rate"),
         ("train.warmup_steps=30", "train.warmup_steps"),
