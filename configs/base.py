@@ -93,6 +93,13 @@ def base_config(*, task: str, protocol: str) -> ml_collections.ConfigDict:
     # Seeds of one device: "vmap" (batched), "map" (one after the other in the same
     # program), "auto" = "map" on CPU (faster there), "vmap" on GPU/TPU.
     c.train.seed_loop = "auto"
+    # Training lengths: "per_batch" = one length per step for the whole batch, drawn from the
+    # step alone, each step run at its length's padded width (the encoder protocol's official
+    # trainer); "per_example" = a length per example, all padded to the longest (one program).
+    c.train.length_sampling = "per_batch" if protocol == "encoder" else "per_example"
+    # per_batch: widths are rounded up to a multiple of this (one compiled program per width
+    # used, capped at the training width); larger = fewer programs, more padding.
+    c.train.bucket_multiple = 16
 
     c.eval = ml_collections.ConfigDict()
     c.eval.lengths = ()  # explicit input lengths; empty = min_length..max_length by stride

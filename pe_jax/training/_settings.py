@@ -19,6 +19,7 @@ from pe_jax.nn._config import TransformerConfig
 from pe_jax.nn._transformer import Transformer
 from pe_jax.tasks import get_task, list_tasks
 from pe_jax.tasks._base import Task, bucket_width
+from pe_jax.training._lengths import LENGTH_SAMPLINGS, default_length_sampling
 from pe_jax.training._step import SEED_LOOPS
 
 PROTOCOLS = ("encoder", "decoder")
@@ -45,6 +46,8 @@ class Settings:
     eval_seed: int
     mesh_shape: tuple[int, int] | None
     seed_loop: str = "auto"
+    length_sampling: str = "per_example"
+    bucket_multiple: int = 16
 
 
 def _get(config, path: str):
@@ -164,8 +167,20 @@ def settings_from_config(config: ml_collections.ConfigDict) -> Settings:
         eval_seed=_int(config, "eval.seed", minimum=0),
         mesh_shape=parse_mesh_shape(config.get("mesh_shape")),
         seed_loop=check_choice("config.train.seed_loop", t.get("seed_loop", "auto"), SEED_LOOPS),
+        **_length_fields(t, protocol),
         **ints,
     )
+
+
+def _length_fields(train, protocol: str) -> dict:
+    """length_sampling and bucket_multiple of config.train; absent ones take their defaults."""
+    sampling = train.get("length_sampling", default_length_sampling(protocol))
+    return {
+        "length_sampling": check_choice("config.train.length_sampling", sampling, LENGTH_SAMPLINGS),
+        "bucket_multiple": check_int(
+            "config.train.bucket_multiple", train.get("bucket_multiple", 16), minimum=1
+        ),
+    }
 
 
 def parse_mesh_shape(value) -> tuple[int, int] | None:
