@@ -26,7 +26,8 @@ MANIFEST = "sweep.json"
 
 # The results.json schema. Files written before the version was recorded carry no
 # "schema_version" and have exactly the fields of version 1, so an absent version reads as 1.
-SCHEMA_VERSION = 1
+# Version 2 adds the optional compile_s.
+SCHEMA_VERSION = 2
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
@@ -94,6 +95,9 @@ class Results:
       num_compilations, jax_version, backend, device_kind, device_count, process_count,
       mesh_shape, platform: recorded by the runner; None when a file (e.g. a hand-made one)
         lacks them, and then left out of its JSON.
+      compile_s: {"train": seconds, "eval": seconds} spent tracing, lowering and compiling the
+        training programs (init and every length bucket's step) and the evaluation programs
+        (sampler and buckets) in this session; None in files older than schema version 2.
       schema_version: the file's schema (SCHEMA_VERSION when written now).
     """
 
@@ -115,6 +119,7 @@ class Results:
     steps_run_this_session: int | None = None
     eval_time_s: float | None = None
     num_compilations: dict[str, int] | None = None
+    compile_s: dict[str, float] | None = None
     jax_version: str | None = None
     backend: str | None = None
     device_kind: str | None = None

@@ -52,14 +52,25 @@ def old_file() -> dict:
 def test_old_file_reads_as_version_1_and_round_trips(tmp_path):
     data = old_file()
     results = Results.from_json(data)
-    assert results.schema_version == 1 == SCHEMA_VERSION
+    assert results.schema_version == 1 < SCHEMA_VERSION  # read as written: version 1
     assert results.metrics == data["metrics"] and results.mesh_shape == [1, 1]
     # Written again, it has exactly the old fields plus its version.
     assert results.to_json() == {**data, "schema_version": 1}
     assert Results.from_json(results.to_json()) == results
     write_results(tmp_path, results)
-    assert json.loads((tmp_path / RESULTS).read_text())["schema_version"] == SCHEMA_VERSION
+    assert json.loads((tmp_path / RESULTS).read_text())["schema_version"] == 1
     assert read_results(tmp_path) == read_results(tmp_path / RESULTS) == results
+
+
+def test_compile_seconds_round_trip_in_a_version_2_file(tmp_path):
+    assert SCHEMA_VERSION == 2
+    data = {**old_file(), "compile_s": {"train": 12.5, "eval": 3.25}, "schema_version": 2}
+    results = Results.from_json(data)
+    assert results.compile_s == data["compile_s"]
+    assert results.to_json() == data
+    write_results(tmp_path, results)
+    assert read_results(tmp_path) == results
+    assert Results.from_json(old_file()).compile_s is None  # optional: older files load
 
 
 def test_hand_made_file_without_runner_fields_round_trips():

@@ -35,6 +35,7 @@ from pe_jax.runfiles import (
     write_json_atomic,
     write_results,
 )
+from pe_jax.training._compile_time import CompileClock
 from pe_jax.training._distributed import barrier, fetch, is_primary
 from pe_jax.training._mesh import check_divisible, make_mesh
 from pe_jax.training._settings import Settings, settings_from_config
@@ -126,15 +127,17 @@ def train_and_evaluate(
     mesh = make_mesh(settings.mesh_shape)
     check_divisible(mesh, batch_size=settings.batch_size, num_seeds=len(settings.seeds))
     _prepare_workdir(workdir, config_dict, stale)
-    with jax.set_mesh(mesh):
-        return _train_and_evaluate(settings, config_dict, workdir, mesh, log)
+    clock = CompileClock()
+    with jax.set_mesh(mesh), clock.measure():
+        return _train_and_evaluate(settings, config_dict, workdir, mesh, log, clock)
 
 
 def _silent(_: str) -> None:
     pass
 
 
-def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> dict:
+def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log, clock) -> dict:
+    clock.phase = "train"
     program = make_train_program(s, mesh)
     keys = seed_keys(s.seeds)
     manager = ocp.CheckpointManager(
@@ -152,9 +155,10 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> d
     params = program.abstract_state["params"]
     num_params = sum(int(np.prod(x.shape[1:])) for x in jax.tree.leaves(params))
 
-    state, timing = _train_loop(program, state, keys, s, start, manager, workdir, log)
+    state, timing = _train_loop(program, state, keys, s, start, manager, workdir, log, clock)
     manager.wait_until_finished()
 
+    clock.phase = "eval"
     t0 = time.perf_counter()
     if jax.process_count() > 1:
         # Evaluation programs are plain (unsharded) jits: each process evaluates all seeds on a
@@ -170,6 +174,8 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> d
         seed=s.eval_seed,
     )
     eval_time = time.perf_counter() - t0
+    clock.phase = None
+    compile_s = {phase: clock.seconds(phase) for phase in ("train", "eval")}
     metrics = {name: values.tolist() for name, values in ev["metrics"].items()}
     results = Results(
         config=config_dict,
@@ -197,6 +203,7 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> d
             "train_step": program.traces[0],
             "evaluation": ev["num_compilations"],
         },
+        compile_s=compile_s,
         jax_version=jax.__version__,
         backend=jax.default_backend(),
         device_kind=jax.devices()[0].device_kind,
@@ -216,16 +223,22 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> d
     log(
         f"done: in-distribution acc {np.round(ind, 3)}, out-of-distribution acc "
         f"{np.round(ood, 3)}; compiled {program.traces[0]} training and "
-        f"{ev['num_compilations']} evaluation programs"
+        f"{ev['num_compilations']} evaluation programs in {compile_s['train']:.1f} s and "
+        f"{compile_s['eval']:.1f} s"
     )
     return results.to_json()
 
 
-def _train_loop(program, state, keys, s: Settings, start, manager, workdir, log):
-    """Steps from `start` to `s.steps`, logging every `log_every` and checkpointing."""
+def _train_loop(program, state, keys, s: Settings, start, manager, workdir, log, clock):
+    """Steps from `start` to `s.steps`, logging every `log_every` and checkpointing.
+
+    The steady time per step leaves out the compilations after the first step (the first
+    steps of other length buckets), as read from the `CompileClock` `clock`.
+    """
     pending: list[tuple[int, dict]] = []
     t_start = time.perf_counter()
     t_first = None  # time after the first (compiling) step
+    wall_first = None  # the same moment on the compile clock's time.time() scale
     steps_run = 0
     writer = open(workdir / METRICS, "a") if is_primary() else contextlib.nullcontext()
     with writer as metrics_file:
@@ -235,7 +248,7 @@ def _train_loop(program, state, keys, s: Settings, start, manager, workdir, log)
             steps_run += 1
             if t_first is None:
                 jax.block_until_ready(metrics)
-                t_first = time.perf_counter()
+                t_first, wall_first = time.perf_counter(), time.time()
             done = step + 1
             if done % s.log_every == 0 or done % s.checkpoint_every == 0 or done == s.steps:
                 _flush(pending, metrics_file, done, s, t_first, steps_run, start, log)
@@ -244,7 +257,10 @@ def _train_loop(program, state, keys, s: Settings, start, manager, workdir, log)
                 manager.save(done, args=ocp.args.StandardSave(state))
     total = time.perf_counter() - t_start
     timed_steps = max(steps_run - 1, 1)
-    steady = (time.perf_counter() - t_first) / timed_steps if t_first else float("nan")
+    steady = float("nan")
+    if t_first:
+        later_compiles = clock.seconds("train", since=wall_first)
+        steady = (time.perf_counter() - t_first - later_compiles) / timed_steps
     return state, {
         "train_time_s": total,
         "time_per_step_s": steady,
