@@ -102,11 +102,16 @@ def base_config(*, task: str, protocol: str) -> ml_collections.ConfigDict:
     c.train.bucket_multiple = 16
 
     c.eval = ml_collections.ConfigDict()
-    c.eval.lengths = ()  # explicit input lengths; empty = min_length..max_length by stride
+    # Explicit input lengths; empty = min_length..max_length by stride (stride 1 = dense:
+    # every length, each weighing the same in the means, as published).
+    c.eval.lengths = ()
     c.eval.min_length = 1  # first evaluated length
     c.eval.max_length = 64  # last evaluated length (published: 500 / 40)
     c.eval.stride = 1  # step of the length grid
-    c.eval.samples = 64  # examples per length
+    c.eval.samples = 64  # examples per length (published encoder protocol: 512)
+    # Examples per evaluation call (published: 64); eval.samples must be a multiple when it
+    # is larger. Bounds memory at long lengths; None = all samples in one call.
+    c.eval.batch_size = 64
     c.eval.seed = 0  # evaluation seed: the same examples for every encoding and seed
     return c
 

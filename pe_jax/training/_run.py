@@ -172,6 +172,7 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log, cloc
         lengths=s.eval_lengths,
         samples=s.eval_samples,
         seed=s.eval_seed,
+        batch_size=s.eval_batch_size,
     )
     eval_time = time.perf_counter() - t0
     clock.phase = None

@@ -48,6 +48,7 @@ class Settings:
     seed_loop: str = "auto"
     length_sampling: str = "per_example"
     bucket_multiple: int = 16
+    eval_batch_size: int | None = None
 
 
 def _get(config, path: str):
@@ -168,6 +169,7 @@ def settings_from_config(config: ml_collections.ConfigDict) -> Settings:
         mesh_shape=parse_mesh_shape(config.get("mesh_shape")),
         seed_loop=check_choice("config.train.seed_loop", t.get("seed_loop", "auto"), SEED_LOOPS),
         **_length_fields(t, protocol),
+        eval_batch_size=_eval_batch_size(config, ints["eval_samples"]),
         **ints,
     )
 
@@ -181,6 +183,20 @@ def _length_fields(train, protocol: str) -> dict:
             "config.train.bucket_multiple", train.get("bucket_multiple", 16), minimum=1
         ),
     }
+
+
+def _eval_batch_size(config, samples: int) -> int | None:
+    """config.eval.batch_size (None or absent = all samples at once), checked against samples."""
+    size = config.eval.get("batch_size")
+    if size is None:
+        return None
+    size = check_int("config.eval.batch_size", size, minimum=1)
+    if size < samples and samples % size:
+        raise ValueError(
+            f"config.eval.samples ({samples}) must be a multiple of config.eval.batch_size "
+            f"({size}) when it is larger."
+        )
+    return size
 
 
 def parse_mesh_shape(value) -> tuple[int, int] | None:
