@@ -132,3 +132,20 @@ def test_per_example_draws_a_length_per_row_and_one_program():
     )
     for a, b in zip(batch, expected, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_restart_from_a_saved_state_is_bit_identical(bucketed):
+    s, _, states, metrics = bucketed
+    mesh = make_mesh()
+    with jax.set_mesh(mesh):
+        program = make_train_program(s, mesh)  # a new process would build a new program
+        keys = seed_keys(s.seeds)
+        shardings = jax.tree.map(lambda x: x.sharding, program.abstract_state)
+        state = jax.device_put(states[2], shardings)  # as restored from the step-3 checkpoint
+        for step in range(3, STEPS):
+            state, m = program.step(state, keys, np.int32(step))
+            for name, value in host(m).items():
+                np.testing.assert_array_equal(value, metrics[step][name])
+    assert {program.step.schedule.width(t) for t in range(3, STEPS)} == {16, 32}
+    for a, b in zip(jax.tree.leaves(host(state)), jax.tree.leaves(states[-1]), strict=True):
+        np.testing.assert_array_equal(a, b)
