@@ -47,8 +47,10 @@ def step_lengths(steps, *, min_length: int, max_length: int) -> np.ndarray:
     The length of step t is ``randint(fold_in(key(LENGTH_SALT), t), min_length, max_length)``,
     a function of t alone.
     """
-    steps = jnp.asarray(np.asarray(steps, np.int32))
-    return np.asarray(_draw(steps, min_length=min_length, max_length=max_length))
+    # Concrete even when first asked inside a trace (e.g. jax.make_jaxpr of the step).
+    with jax.ensure_compile_time_eval():
+        steps = jnp.asarray(np.asarray(steps, np.int32))
+        return np.asarray(_draw(steps, min_length=min_length, max_length=max_length))
 
 
 def bucket_for(task: Task, length: int, layout: str, *, multiple: int, cap: int) -> int:
