@@ -105,13 +105,25 @@ def base_config(*, task: str, protocol: str) -> ml_collections.ConfigDict:
     # Train to criterion: a model whose gate exact match reaches `until` stops (its params are
     # kept), the run stops when all have; train.steps stays the cap. None or 0 = off.
     c.train.until = config_dict.placeholder(float)
+    # Training lengths: "per_batch" = one length per step for the whole batch, drawn from the
+    # step alone, each step run at its length's padded width (the encoder protocol's official
+    # trainer); "per_example" = a length per example, all padded to the longest (one program).
+    c.train.length_sampling = "per_batch" if protocol == "encoder" else "per_example"
+    # per_batch: widths are rounded up to a multiple of this (one compiled program per width
+    # used, capped at the training width); larger = fewer programs, more padding.
+    c.train.bucket_multiple = 16
 
     c.eval = ml_collections.ConfigDict()
-    c.eval.lengths = ()  # explicit input lengths; empty = min_length..max_length by stride
+    # Explicit input lengths; empty = min_length..max_length by stride (stride 1 = dense:
+    # every length, each weighing the same in the means, as published).
+    c.eval.lengths = ()
     c.eval.min_length = 1  # first evaluated length
     c.eval.max_length = 64  # last evaluated length (published: 500 / 40)
     c.eval.stride = 1  # step of the length grid
-    c.eval.samples = 64  # examples per length
+    c.eval.samples = 64  # examples per length (published encoder protocol: 512)
+    # Examples per evaluation call (published: 64); eval.samples must be a multiple when it
+    # is larger. Bounds memory at long lengths; None = all samples in one call.
+    c.eval.batch_size = 64
     c.eval.seed = 0  # evaluation seed: the same examples for every encoding and seed
     return c
 

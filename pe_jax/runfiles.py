@@ -37,7 +37,7 @@ EXAMPLES = "examples.npz"
 # "schema_version" and have exactly the fields of version 1, so an absent version reads as 1.
 # Version 2 adds the models axis and the gate: models, gate, learned, steps_trained, until
 # (absent, hence None, in version 1 files, whose per-model axis is the seeds), and the optional
-# baselines.
+# baselines and compile_s.
 SCHEMA_VERSION = 2
 # Fields written even when None: in version 2, "until": null says the run trained to the cap.
 _WRITTEN_AS_NULL = ("until",)
@@ -176,6 +176,9 @@ class Results:
       steps_trained: [M] optimizer steps each model took: fewer than `steps` for a model
         stopped by `until` (version 2).
       until: the gate exact match at which a model stopped training; None (null) = off.
+      compile_s: {"train": seconds, "eval": seconds} spent tracing, lowering and compiling the
+        training programs (init and every length bucket's step) and the evaluation programs
+        (sampler and buckets) in this session; None in files older than schema version 2.
       schema_version: the file's schema (SCHEMA_VERSION when written now).
     """
 
@@ -197,6 +200,7 @@ class Results:
     steps_run_this_session: int | None = None
     eval_time_s: float | None = None
     num_compilations: dict[str, int] | None = None
+    compile_s: dict[str, float] | None = None
     jax_version: str | None = None
     backend: str | None = None
     device_kind: str | None = None

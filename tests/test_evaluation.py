@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from configs.copy import get_config
 from pe_jax.evaluation import evaluate
@@ -101,3 +102,26 @@ def test_baselines_at_the_evaluated_lengths_match_the_task_definition():
     # Uniform over 2 answer tokens: token accuracy 1/2, exact match (1/2)^T.
     np.testing.assert_allclose(out["uniform"]["token_accuracy"], [0.5, 0.5])
     np.testing.assert_allclose(out["uniform"]["exact_match"], [0.5, 0.125])
+
+
+def test_evaluation_in_sub_batches_equals_one_batch():
+    from configs.addition import get_config as addition_config
+    from pe_jax.training import make_mesh, make_train_program, seed_keys, settings_from_config
+
+    # Binary addition: answers end with END, so sub-batches hold different numbers of tokens.
+    settings = settings_from_config(addition_config("smoke"))
+    mesh = make_mesh()
+    with jax.set_mesh(mesh):
+        program = make_train_program(settings, mesh)
+        state = program.init(seed_keys(settings.seeds))
+    kwargs = dict(task=settings.task, layout="encoder", lengths=[2, 3, 9], samples=16, seed=2)
+    whole = evaluate(state, program.graphdef, **kwargs)
+    parts = evaluate(state, program.graphdef, batch_size=4, **kwargs)
+    assert whole["num_compilations"] == parts["num_compilations"]
+    for name in ("token_accuracy", "exact_match", "loss"):
+        np.testing.assert_allclose(parts["metrics"][name], whole["metrics"][name], rtol=1e-5)
+    assert 0 < whole["metrics"]["token_accuracy"].min()  # something to compare
+    with pytest.raises(ValueError, match="batch_size"):
+        evaluate(state, program.graphdef, batch_size=5, **kwargs)
+    with pytest.raises(ValueError, match="config.eval.batch_size"):
+        settings_from_config(get_config("smoke,eval.samples=8,eval.batch_size=3"))

@@ -53,7 +53,7 @@ def old_file() -> dict:
 def test_old_file_reads_as_version_1_and_round_trips(tmp_path):
     data = old_file()
     results = Results.from_json(data)
-    assert results.schema_version == 1 < SCHEMA_VERSION
+    assert results.schema_version == 1 < SCHEMA_VERSION  # read as written: version 1
     assert results.metrics == data["metrics"] and results.mesh_shape == [1, 1]
     assert results.models is None and results.learned is None and results.until is None
     # Written again, it has exactly the old fields plus its version.
@@ -82,6 +82,18 @@ def test_version_2_adds_the_models_axis_and_the_gate(tmp_path):
     assert read_results(tmp_path) == results
     stopped = Results.from_json({**results.to_json(), "until": 0.9, "steps_trained": [12, 20]})
     assert stopped.until == 0.9 and stopped.steps_trained == [12, 20]
+
+
+def test_compile_seconds_round_trip_in_a_version_2_file(tmp_path):
+    assert SCHEMA_VERSION == 2
+    compile_s = {"train": 12.5, "eval": 3.25}
+    data = {**old_file(), "compile_s": compile_s, "until": None, "schema_version": 2}
+    results = Results.from_json(data)
+    assert results.compile_s == data["compile_s"]
+    assert results.to_json() == data
+    write_results(tmp_path, results)
+    assert read_results(tmp_path) == results
+    assert Results.from_json(old_file()).compile_s is None  # optional: older files load
 
 
 def test_hand_made_file_without_runner_fields_round_trips():

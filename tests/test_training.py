@@ -139,26 +139,29 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     assert all(np.isfinite(p).all() for p in params)
 
 
-def _train_cmd(workdir, steps):
+def _train_cmd(workdir, steps, max_length):
     return [
         sys.executable,
         "-m",
         "experiments.train",
         "--config=configs/copy.py:smoke",
         f"--config.train.steps={steps}",
+        f"--config.train.max_length={max_length}",
         "--config.train.checkpoint_every=5",
         "--config.train.log_every=5",
         f"--workdir={workdir}",
     ]
 
 
-def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
+# Train lengths 1..4 fit one bucket (width 8); 1..16 use two (widths 16 and 32), each step at
+# the bucket of its own length, so the resumed run must pick the same lengths and programs.
+@pytest.mark.parametrize("max_length", [4, 16], ids=["one_bucket", "length_buckets"])
+def test_sigkill_then_resume_matches_uninterrupted(tmp_path, max_length):
     root = os.path.dirname(os.path.dirname(__file__))
     steps = 120
     killed, clean = tmp_path / "killed", tmp_path / "clean"
-    proc = subprocess.Popen(
-        _train_cmd(killed, steps), cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    cmd = _train_cmd(killed, steps, max_length)
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     ckpt = killed / "checkpoints"
     while time.time() < deadline and proc.poll() is None:
@@ -170,16 +173,17 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed / "results.json").exists()
-    subprocess.run(_train_cmd(killed, steps), cwd=root, check=True, capture_output=True)
-    config = tiny(**{"train.steps": steps, "train.checkpoint_every": 5, "train.log_every": 5})
+    subprocess.run(cmd, cwd=root, check=True, capture_output=True)
+    fields = {"train.steps": steps, "train.checkpoint_every": 5, "train.log_every": 5}
+    config = tiny(**fields, **{"train.max_length": max_length})
     train_and_evaluate(config, clean, log=quiet)
     a = json.loads((killed / "results.json").read_text())
     b = json.loads((clean / "results.json").read_text())
     assert a["steps_run_this_session"] < steps  # it really resumed
-    np.testing.assert_allclose(a["metrics"]["loss"], b["metrics"]["loss"], rtol=1e-5)
-    assert a["metrics"]["token_accuracy"] == b["metrics"]["token_accuracy"]
+    assert b["num_compilations"]["train_step"] == (1 if max_length == 4 else 2)
+    assert a["metrics"] == b["metrics"]  # bit-identical
     for x, y in zip(_final_params(killed), _final_params(clean), strict=True):
-        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(x, y)
     lines = (killed / "metrics.jsonl").read_text().splitlines()
     logged = [json.loads(line)["step"] for line in lines if "event" not in line]
     assert logged == list(range(1, steps + 1))  # no duplicated or lost records after resume

@@ -35,7 +35,7 @@ Scale used here vs. published:
           1,000 steps)
   lengths copy / reverse: train 2..20, test 21..40; sort, parity, addition: train 1..8,
           test 9..16 (addition: operand digits, as configs/addition.py's decoder protocol);
-          every length evaluated, 64 examples each
+          every length evaluated, 128 examples each (in calls of 64)
 Exact match of the whole answer is the metric (teacher-forced, which equals greedy decoding).
 Results: experiments/results/kazemnejad/ (report.md is generated from the runs).
 """
@@ -108,7 +108,8 @@ def get_config(arg: str | None = None):
                 "log_every": 200,  # steps between progress lines
                 "checkpoint_every": 1000,  # steps between checkpoints (resume points)
             },
-            "eval": {"samples": 64},  # examples per length
+            # Dense: every length of the task's range, 128 examples each, 64 per call.
+            "eval": {"samples": 128, "batch_size": 64},
         }
     )
     return c

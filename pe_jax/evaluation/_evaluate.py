@@ -72,6 +72,7 @@ def evaluate(
     seed: int = 0,
     bucketed: bool = True,
     on_program: Callable[[int, Callable], Callable] | None = None,
+    batch_size: int | None = None,
 ) -> dict:
     """Per-length metrics of S models (a seed-stacked state) on `task`.
 
@@ -79,13 +80,18 @@ def evaluate(
       state: {"params", "rest", ...} with a leading seed axis S (as trained by the runner).
       graphdef: the model's graph definition.
       task, layout: what to evaluate; `lengths` are input lengths T (>= 1).
-      samples: examples per length.
+      samples: examples per length, weighted equally (so every length weighs the same).
       seed: the evaluation seed: the same examples for every model.
       bucketed: pad to power-of-two buckets (few programs); False compiles one program per
         distinct width (the unpadded reference).
       on_program: called as ``on_program(width, program)`` once per padded width, when its
         program is built; what it returns is called in the program's place (e.g. a wrapper
         that times each call). Programs are called as (params, rest, batch, key) -> metrics.
+      batch_size: examples per program call (the published evaluation: sub-batches of 64);
+        None = all `samples` at once. The examples do not depend on it (the `samples`
+        examples of a length are drawn at once) and the sub-batches' metrics are pooled as one
+        batch's would be, so the metrics do not either (up to float rounding), except for
+        randomized encodings, which draw their positions per call.
 
     Returns:
       {"lengths": [n], "widths": [n], "metrics": {name: float array [S, n]},
@@ -94,13 +100,15 @@ def evaluate(
        every model evaluated with this `seed`), "num_compilations": int}.
 
     Raises:
-      ValueError: empty or non-positive lengths, samples < 1.
+      ValueError: empty or non-positive lengths, samples < 1, or samples not a multiple of a
+        smaller batch_size.
     """
     lengths = [int(t) for t in lengths]
     if not lengths or min(lengths) < 1:
         raise ValueError(f"lengths must be a non-empty list of ints >= 1, got {lengths[:5]}...")
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}.")
+    chunk = _chunk_size(samples, batch_size)
     widths = [task.width(t, layout) for t in lengths]
     padded = [bucket_width(w) if bucketed else w for w in widths]
     # The widest bucket whatever `bucketed` says: the sampled examples depend on the sampler's
@@ -117,8 +125,7 @@ def evaluate(
     )
     programs: dict[int, object] = {}
     base_key = jax.random.key(seed)
-    out = {name: [] for name in METRICS}
-    examples = {name: [] for name in PER_EXAMPLE}
+    out = []  # per length: (sub-batch metrics, sub-batch answer tokens), fetched at the end
     for t, w in zip(lengths, padded, strict=True):
         key = jax.random.fold_in(base_key, t)
         batch = sampler(jax.random.fold_in(key, 0), t)
@@ -126,17 +133,34 @@ def evaluate(
             programs[w] = make_eval_program(graphdef, width=w)
             if on_program is not None:
                 programs[w] = on_program(w, programs[w])
-        metrics = programs[w](state["params"], state["rest"], batch, jax.random.fold_in(key, 1))
-        for name in METRICS:
-            out[name].append(metrics[name])
-        for name in PER_EXAMPLE:
-            examples[name].append(metrics[f"{name}_per_example"])
-    metrics = {name: np.asarray(jnp.stack(v, axis=-1), np.float64) for name, v in out.items()}
+        model_key = jax.random.fold_in(key, 1)
+        parts, tokens = [], []
+        for i, start in enumerate(range(0, samples, chunk)):
+            part = batch if chunk == samples else _rows(batch, start, start + chunk)
+            # Each call draws its own random positions (randomized encodings).
+            part_key = model_key if i == 0 else jax.random.fold_in(model_key, i)
+            parts.append(programs[w](state["params"], state["rest"], part, part_key))
+            tokens.append(part.loss_mask.sum())
+        out.append((parts, tokens))
+    fetched = jax.device_get(out)
+    pooled = [_pool(parts, tokens) for parts, tokens in fetched]
+    metrics = {name: np.stack([p[name] for p in pooled], axis=-1) for name in METRICS}
+    # Per-example scores [S, n, samples]: sub-batches joined along the example axis.
+    examples = {
+        name: np.stack(
+            [
+                np.concatenate([np.asarray(p[f"{name}_per_example"]) for p in parts], axis=1)
+                for parts, _ in fetched
+            ],
+            axis=1,
+        )
+        for name in PER_EXAMPLE
+    }
     return {
         "lengths": lengths,
         "widths": padded,
         "metrics": metrics,
-        "examples": {name: np.asarray(jnp.stack(v, axis=1)) for name, v in examples.items()},
+        "examples": examples,
         "num_compilations": len(programs) + 1,
     }
 
@@ -188,6 +212,31 @@ def baselines(
     width = bucket_width(max(task.width(t, layout) for t in lengths))
     sampler = _FixedWidthSampler(task, layout=layout, width=width, samples=samples)
     return task_baselines(sampler, layout=layout, lengths=lengths, samples=samples, seed=seed)
+
+
+def _chunk_size(samples: int, batch_size: int | None) -> int:
+    if batch_size is None or batch_size >= samples:
+        return samples
+    if batch_size < 1 or samples % batch_size:
+        raise ValueError(
+            f"batch_size must be >= 1 and divide samples ({samples}) when smaller, got "
+            f"{batch_size}."
+        )
+    return batch_size
+
+
+def _rows(batch, start: int, stop: int):
+    return jax.tree.map(lambda x: x[start:stop], batch)
+
+
+def _pool(parts: list[dict], tokens: list) -> dict[str, np.ndarray]:
+    """float64 [S] metrics of a length from its equal-sized sub-batches: the per-example means
+    averaged, the loss (a mean over answer tokens) weighted by each sub-batch's tokens."""
+    n = np.maximum(np.asarray(tokens, np.float64), 1.0)[:, None]
+    stacked = {name: np.asarray([p[name] for p in parts], np.float64) for name in METRICS}
+    pooled = {name: stacked[name].mean(0) for name in ("token_accuracy", "exact_match")}
+    pooled["loss"] = (stacked["loss"] * n).sum(0) / n.sum()
+    return pooled
 
 
 def summarize(lengths: Sequence[int], values: np.ndarray, *, train_max: int) -> dict:

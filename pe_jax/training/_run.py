@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
@@ -38,6 +37,7 @@ from pe_jax.runfiles import (
     write_results,
 )
 from pe_jax.training._checkpoints import NonFiniteError, restore_latest, save_checkpoint
+from pe_jax.training._compile_time import CompileClock
 from pe_jax.training._distributed import barrier, fetch, is_primary
 from pe_jax.training._gate import apply_until
 from pe_jax.training._mesh import check_divisible, make_mesh
@@ -168,15 +168,17 @@ def train_and_evaluate(
         log(f"{workdir}: finished earlier; results.json kept, nothing retrained.")
         return results.to_json()
     _prepare_workdir(workdir, config_dict, stale is not None)
-    with jax.set_mesh(mesh):
-        return _train_and_evaluate(settings, config_dict, workdir, mesh, log)
+    clock = CompileClock()
+    with jax.set_mesh(mesh), clock.measure():
+        return _train_and_evaluate(settings, config_dict, workdir, mesh, log, clock)
 
 
 def _silent(_: str) -> None:
     pass
 
 
-def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> dict:
+def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log, clock) -> dict:
+    clock.phase = "train"
     program = make_train_program(s, mesh)
     keys = model_keys(s)
     manager = ocp.CheckpointManager(
@@ -193,10 +195,11 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> d
     params = program.abstract_state["params"]
     num_params = sum(int(np.prod(x.shape[1:])) for x in jax.tree.leaves(params))
 
-    state, timing = _train_loop(program, state, keys, s, start, manager, workdir, log)
+    state, timing = _train_loop(program, state, keys, s, start, manager, workdir, log, clock)
     manager.wait_until_finished()
     gate, steps_trained = fetch((program.gate(state, keys), state["control"]["steps_trained"]))
 
+    clock.phase = "eval"
     t0 = time.perf_counter()
     if jax.process_count() > 1:
         # Evaluation programs are plain (unsharded) jits: each process evaluates all seeds on a
@@ -210,6 +213,7 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> d
         lengths=s.eval_lengths,
         samples=s.eval_samples,
         seed=s.eval_seed,
+        batch_size=s.eval_batch_size,
     )
     eval_time = time.perf_counter() - t0
     # Issue 14: per-example scores (examples.npz) and the task's baselines (results.json).
@@ -217,6 +221,8 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> d
     if is_primary():
         write_examples(workdir, lengths=ev["lengths"], eval_seed=s.eval_seed, **ev["examples"])
     # End of issue 14's call site.
+    clock.phase = None
+    compile_s = {phase: clock.seconds(phase) for phase in ("train", "eval")}
     metrics = {name: values.tolist() for name, values in ev["metrics"].items()}
     results = Results(
         config=config_dict,
@@ -245,6 +251,7 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> d
             "evaluation": ev["num_compilations"],
             "gate": program.gate_traces[0],
         },
+        compile_s=compile_s,
         jax_version=jax.__version__,
         backend=jax.default_backend(),
         device_kind=jax.devices()[0].device_kind,
@@ -267,7 +274,8 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log) -> d
         f"done: in-distribution acc {np.round(ind, 3)}, out-of-distribution acc "
         f"{np.round(ood, 3)}; {sum(results.learned)}/{len(results.learned)} models learned "
         f"(gate exact match >= {s.gate_threshold}); compiled {program.traces[0]} training and "
-        f"{ev['num_compilations']} evaluation programs"
+        f"{ev['num_compilations']} evaluation programs in {compile_s['train']:.1f} s and "
+        f"{compile_s['eval']:.1f} s"
     )
     return results.to_json()
 
@@ -311,24 +319,29 @@ def _run_gate(program, state, keys, s: Settings, step: int, metrics_file, log):
     return state, bool(done.all())
 
 
-def _train_loop(program, state, keys, s: Settings, start, manager, workdir, log):
+def _train_loop(program, state, keys, s: Settings, start, manager, workdir, log, clock):
     """Steps from `start` to `s.steps`, logging every `log_every` and checkpointing; runs the
-    gate every `gate_every` steps and stops once every model is done (`train.until`)."""
+    gate every `gate_every` steps and stops once every model is done (`train.until`).
+
+    The steady time per step leaves out the compilations after the first step (the first
+    steps of other length buckets), as read from the `CompileClock` `clock`.
+    """
     pending: list[tuple[int, dict]] = []
     t_start = time.perf_counter()
     t_first = None  # time after the first (compiling) step
+    wall_first = None  # the same moment on the compile clock's time.time() scale
     steps_run = 0
     writer = open(workdir / METRICS, "a") if is_primary() else contextlib.nullcontext()
     # A run resumed after every model was done has nothing left to train.
     last = start if start and fetch(state["control"]["done"]).all() else s.steps
     with writer as metrics_file:
         for step in range(start, last):
-            state, metrics = program.step(state, keys, jnp.int32(step))
+            state, metrics = program.step(state, keys, np.int32(step))  # host int: picks the bucket
             pending.append((step + 1, metrics))
             steps_run += 1
             if t_first is None:
                 jax.block_until_ready(metrics)
-                t_first = time.perf_counter()
+                t_first, wall_first = time.perf_counter(), time.time()
             done = step + 1
             gate_due = done % s.gate_every == 0 or done == s.steps  # flushed before the gate
             if gate_due or done % s.log_every == 0 or done % s.checkpoint_every == 0:
@@ -343,7 +356,10 @@ def _train_loop(program, state, keys, s: Settings, start, manager, workdir, log)
                 break
     total = time.perf_counter() - t_start
     timed_steps = max(steps_run - 1, 1)
-    steady = (time.perf_counter() - t_first) / timed_steps if t_first else float("nan")
+    steady = float("nan")
+    if t_first:
+        later_compiles = clock.seconds("train", since=wall_first)
+        steady = (time.perf_counter() - t_first - later_compiles) / timed_steps
     return state, {
         "train_time_s": total,
         "time_per_step_s": steady,

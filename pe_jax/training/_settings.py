@@ -24,6 +24,7 @@ from pe_jax._validate import (
 )
 from pe_jax.nn import Transformer, TransformerConfig
 from pe_jax.tasks import Task, bucket_width, get_task, list_tasks
+from pe_jax.training._lengths import LENGTH_SAMPLINGS, default_length_sampling
 from pe_jax.training._optim import OPTIMIZERS, SCHEDULES, make_optimizer
 from pe_jax.training._step import SEED_LOOPS
 
@@ -68,6 +69,10 @@ class Settings:
         """[M] (seed, peak learning rate) of each model, M = S x R: model m has seed
         seeds[m // R] and rate rates[m % R]; the order of every per-model axis."""
         return tuple((seed, rate) for seed in self.seeds for rate in self.rates)
+
+    length_sampling: str = "per_example"
+    bucket_multiple: int = 16
+    eval_batch_size: int | None = None
 
 
 def _get(config, path: str):
@@ -185,6 +190,8 @@ def settings_from_config(config: ml_collections.ConfigDict) -> Settings:
         mesh_shape=parse_mesh_shape(config.get("mesh_shape")),
         seed_loop=check_choice("config.train.seed_loop", t.get("seed_loop", "auto"), SEED_LOOPS),
         **_gate_settings(t, min_length, max_length),
+        **_length_fields(t, protocol),
+        eval_batch_size=_eval_batch_size(config, ints["eval_samples"]),
         **ints,
     )
 
@@ -259,6 +266,31 @@ def optimizer_settings(config, *, total_steps: int) -> dict[str, Any]:
     except ValueError as error:
         raise ValueError(f"config.train.{error}") from error
     return optimizer
+
+
+def _length_fields(train, protocol: str) -> dict:
+    """length_sampling and bucket_multiple of config.train; absent ones take their defaults."""
+    sampling = train.get("length_sampling", default_length_sampling(protocol))
+    return {
+        "length_sampling": check_choice("config.train.length_sampling", sampling, LENGTH_SAMPLINGS),
+        "bucket_multiple": check_int(
+            "config.train.bucket_multiple", train.get("bucket_multiple", 16), minimum=1
+        ),
+    }
+
+
+def _eval_batch_size(config, samples: int) -> int | None:
+    """config.eval.batch_size (None or absent = all samples at once), checked against samples."""
+    size = config.eval.get("batch_size")
+    if size is None:
+        return None
+    size = check_int("config.eval.batch_size", size, minimum=1)
+    if size < samples and samples % size:
+        raise ValueError(
+            f"config.eval.samples ({samples}) must be a multiple of config.eval.batch_size "
+            f"({size}) when it is larger."
+        )
+    return size
 
 
 def parse_mesh_shape(value) -> tuple[int, int] | None:

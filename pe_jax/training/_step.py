@@ -4,9 +4,15 @@ One call trains M = S x R independent models (every seed at every learning rate,
 `pe_jax.training._gate`) in one compiled program: the state's leaves carry a leading models
 axis, and every random draw of seed s at step t comes from `fold_in(key_s, t)` (the models of
 one seed see the same batches), so a run is a pure function of its config and a resumed run
-reproduces an uninterrupted one. The batch is sampled on device inside the step, with
-per-example lengths from the curriculum padded to one static width, so a whole run compiles a
-single training program.
+reproduces an uninterrupted one. The batch is sampled on device inside the step, at the
+training width.
+
+Lengths (`settings.length_sampling`): "per_example" draws a length for every example and pads
+all of them to the training width, so a whole run compiles a single program. "per_batch" (the
+encoder protocol's official trainer) gives every example of step t the length of step t (see
+`pe_jax.training._lengths`) and crops the batch to that length's bucket width, so a run
+compiles one program per bucket it uses, lazily, and shorter steps cost less. The examples are
+drawn at the training width and then cropped, so they do not depend on the bucketing.
 
 How the seeds of one device are computed is `seed_loop`: "vmap" batches them (one wide
 program, best where the device has idle parallelism: GPU, TPU), "map" runs them one after the
@@ -19,11 +25,13 @@ vmapped across devices.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import Mesh
@@ -31,6 +39,7 @@ from jax.sharding import Mesh
 from pe_jax.loss import logits, masked_metrics
 from pe_jax.nn import Transformer
 from pe_jax.training._gate import init_control, make_gate, masked_update
+from pe_jax.training._lengths import LengthSchedule
 from pe_jax.training._mesh import batch_sharding, make_mesh, seed_sharding
 from pe_jax.training._optim import make_optimizer
 
@@ -66,13 +75,18 @@ class TrainProgram:
         "control"} with a leading models axis M; control holds each model's "learning_rate",
         "done" and "steps_trained".
       step: (state, model keys [M], step int32 scalar) -> (state, metrics dict of [M] arrays);
-        jitted with the state donated. A done model's params and opt_state are kept.
+        jitted with the state donated. A done model's params and opt_state are kept. Under
+        per-batch lengths a `BucketedStep`: the step must be concrete (an int or a concrete
+        array), since it picks the program.
       graphdef: the Transformer's graph definition, to rebuild a model from a state's params.
-      traces: a one-element list counting how often `step` was traced, i.e. compiled.
+      traces: a one-element list counting how often `step` was traced, i.e. compiled (once
+        per bucket width used under per-batch lengths).
       abstract_state: what `init(model_keys(settings))` returns, as ShapeDtypeStructs
         with their shardings: the target of a checkpoint restore.
       gate: (state, model keys [M]) -> {"exact_match": [M], "token_accuracy": [M]}, the
         held-out gate (`pe_jax.training._gate.make_gate`); gate_traces counts its traces.
+      batch: (model key, step int) -> the `Batch` that `step` trains that model on (eagerly;
+        for inspection and tests).
     """
 
     init: Callable
@@ -82,6 +96,7 @@ class TrainProgram:
     abstract_state: dict
     gate: Callable | None = None
     gate_traces: list[int] = dataclasses.field(default_factory=lambda: [0])
+    batch: Callable | None = None
 
 
 def _initializer(
@@ -133,8 +148,9 @@ def make_train_program(settings: Settings, mesh: Mesh) -> TrainProgram:
 
     What the step trains comes from `settings`: the model, the task and layout
     (`settings.protocol`), the optimizer, `batch_size` examples per seed per step with lengths
-    uniform over [min_length, max_length] per example, all padded to `train_width`, and
-    `seed_loop` ("vmap", "map" or "auto", see the module docstring).
+    uniform over [min_length, max_length], per example padded to `train_width` or per batch
+    cropped to its bucket (`length_sampling`, see the module docstring), and `seed_loop`
+    ("vmap", "map" or "auto").
 
     Args:
       settings: validated run settings (`settings_from_config`).
@@ -161,12 +177,13 @@ def make_train_program(settings: Settings, mesh: Mesh) -> TrainProgram:
 
     traces = [0]
 
-    def step_one(state, seed_key, step):
-        traces[0] += 1  # runs at trace time only: counts compilations of the step
-        key = jax.random.fold_in(seed_key, step)
-        lengths = jax.random.randint(
-            jax.random.fold_in(key, _LENGTHS), (batch_size,), min_length, max_length + 1
-        )
+    def sample(key, length, bucket):
+        if length is None:  # per example
+            lengths = jax.random.randint(
+                jax.random.fold_in(key, _LENGTHS), (batch_size,), min_length, max_length + 1
+            )
+        else:  # per batch: the step's length, the same for every seed
+            lengths = jnp.full((batch_size,), length, jnp.int32)
         batch = task.sample(
             jax.random.fold_in(key, _DATA),
             batch_size=batch_size,
@@ -174,6 +191,12 @@ def make_train_program(settings: Settings, mesh: Mesh) -> TrainProgram:
             layout=layout,
             width=width,
         )
+        return _crop(batch, bucket)
+
+    def step_one(state, seed_key, step, length=None, *, bucket=width):
+        traces[0] += 1  # runs at trace time only: counts compilations of the step
+        key = jax.random.fold_in(seed_key, step)
+        batch = sample(key, length, bucket)
         batch = jax.lax.with_sharding_constraint(batch, batch_sharding(mesh))
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         (_, metrics), grads = grad_fn(
@@ -186,8 +209,30 @@ def make_train_program(settings: Settings, mesh: Mesh) -> TrainProgram:
     def over_models(fn):
         return _over_seeds(fn, mesh.shape["seeds"], seed_loop)
 
-    step = jax.jit(over_models(step_one), donate_argnums=0)
+    def compile_step(bucket: int) -> Callable:
+        one = functools.partial(step_one, bucket=bucket)
+        return jax.jit(over_models(one), donate_argnums=0)
+
+    if settings.length_sampling == "per_batch":
+        schedule = LengthSchedule(
+            task,
+            layout,
+            min_length=min_length,
+            max_length=max_length,
+            multiple=settings.bucket_multiple,
+            cap=width,
+        )
+        step = BucketedStep(compile_step, schedule)
+    else:
+        schedule, step = None, compile_step(width)
     gate, gate_traces = make_gate(settings, graphdef, over_models)
+
+    def batch(seed_key, step):
+        length, bucket = None, width
+        if schedule is not None:
+            length, bucket = schedule.length(step), schedule.width(step)
+        return sample(jax.random.fold_in(seed_key, step), length, bucket)
+
     return TrainProgram(
         init=init,
         step=step,
@@ -196,27 +241,69 @@ def make_train_program(settings: Settings, mesh: Mesh) -> TrainProgram:
         abstract_state=abstract,
         gate=gate,
         gate_traces=gate_traces,
+        batch=batch,
     )
+
+
+def _crop(batch, width: int):
+    """The batch's [B, W] arrays cropped to their first `width` columns ([B] ones kept)."""
+    return jax.tree.map(lambda x: x[:, :width] if x.ndim == 2 else x, batch)
+
+
+class BucketedStep:
+    """The training step under per-batch lengths: (state, keys, step) -> (state, metrics).
+
+    Looks up step's length and bucket width in `schedule` and calls that bucket's program as
+    (state, keys, step, length), compiling it on first use. `programs` maps each bucket width
+    used so far to its jitted program.
+    """
+
+    def __init__(self, compile_step: Callable[[int], Callable], schedule: LengthSchedule):
+        self._compile = compile_step
+        self.schedule = schedule
+        self.programs: dict[int, Callable] = {}
+
+    def _pick(self, step) -> tuple[Callable, np.int32]:
+        step = int(step)  # the step must be concrete: it chooses the program
+        width = self.schedule.width(step)
+        if width not in self.programs:
+            self.programs[width] = self._compile(width)
+        return self.programs[width], np.int32(self.schedule.length(step))
+
+    def __call__(self, state, keys, step):
+        program, length = self._pick(step)
+        return program(state, keys, step, length)
+
+    def lower(self, state, keys, step):
+        """The lowered program of `step`'s bucket (as `jax.jit(...).lower`)."""
+        program, length = self._pick(step)
+        return program.lower(state, keys, step, length)
 
 
 def _over_seeds(step_one: Callable, devices: int, seed_loop: str) -> Callable:
     """step_one over a leading seed axis: vmapped across the `devices` seed shards, and within
-    a shard vmapped or `lax.map`ped per `seed_loop`."""
-    across = jax.vmap(step_one, in_axes=(0, 0, None), spmd_axis_name="seeds")
+    a shard vmapped or `lax.map`ped per `seed_loop`. Arguments after the keys (the step, the
+    length) are shared by every seed."""
+
+    def across(state, keys, *shared):
+        in_axes = (0, 0) + (None,) * len(shared)
+        return jax.vmap(step_one, in_axes=in_axes, spmd_axis_name="seeds")(state, keys, *shared)
+
     if seed_loop == "vmap":
         return across
 
-    def within(state, keys, step):
-        return jax.lax.map(lambda sk: step_one(sk[0], sk[1], step), (state, keys))
+    def within(state, keys, *shared):
+        return jax.lax.map(lambda sk: step_one(sk[0], sk[1], *shared), (state, keys))
 
-    def step(state, keys, step):
+    def step(state, keys, *shared):
         count = keys.shape[0]
         if count == devices:  # one seed per shard: nothing to loop over
-            return across(state, keys, step)
+            return across(state, keys, *shared)
         split = lambda x: x.reshape(devices, count // devices, *x.shape[1:])  # noqa: E731
         merge = lambda x: x.reshape(count, *x.shape[2:])  # noqa: E731
-        out = jax.vmap(within, in_axes=(0, 0, None), spmd_axis_name="seeds")(
-            jax.tree.map(split, state), split(keys), step
+        in_axes = (0, 0) + (None,) * len(shared)
+        out = jax.vmap(within, in_axes=in_axes, spmd_axis_name="seeds")(
+            jax.tree.map(split, state), split(keys), *shared
         )
         return jax.tree.map(merge, out)
 
