@@ -404,7 +404,7 @@ def test_two_processes_train_together_and_write_one_report(workers, reference):
     assert results["process_count"] == 2 and results["device_count"] == 4
     assert results["mesh_shape"] == [2, 2]
     names = sorted(p.name for p in run.iterdir())
-    assert names == ["checkpoints", "config.json", "metrics.jsonl", "results.json"]
+    assert names == ["checkpoints", "config.json", "examples.npz", "metrics.jsonl", "results.json"]
     assert (run / "checkpoints" / str(STEPS)).is_dir()
     np.testing.assert_allclose(logged_losses(run), reference[0][:, :2], rtol=1e-5)
     returned = [(workers.process_out / f"returned_{i}.json").read_text() for i in (0, 1)]

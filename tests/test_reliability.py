@@ -20,7 +20,7 @@ import pytest
 from configs.copy import get_config
 from configs.sweeps.common import encoding, sweep_config
 from pe_jax.reporting import write_report
-from pe_jax.runfiles import read_manifest, read_results, truncate_metrics
+from pe_jax.runfiles import FAILED, read_manifest, read_results, truncate_metrics
 from pe_jax.training import NonFiniteError, load_run, run_sweep, train_and_evaluate
 from pe_jax.training import _run as run_module
 
@@ -351,6 +351,11 @@ def test_b6_sweep_reports_a_damaged_run_and_goes_on(finished, tmp_path):
     before = tree_hash(root / "copy" / "a")
     out = run_sweep(two_run_sweep(), root, log=quiet)
     assert out["skipped"] == ["copy/b"] and list(out["failed"]) == ["copy/a"]
+    # The sweep records the failure beside the run (failed.json, for other workers) and
+    # touches nothing else of it.
+    failed = root / "copy" / "a" / FAILED
+    assert "damaged" in failed.read_text()
+    failed.unlink()
     assert "damaged" in out["failed"]["copy/a"]
     assert str(root / "copy" / "a" / "results.json") in out["failed"]["copy/a"]
     out = run_sweep(two_run_sweep(), root, only="b", log=quiet)
