@@ -183,6 +183,7 @@ def test_concurrent_sweeps_on_one_workdir_train_every_run_once(reference, tmp_pa
 
 def test_ray_executor_equals_local(reference, tmp_path):
     import ray  # noqa: F401  (in the test extra: the Ray executor is always tested)
+
     (out,) = _run_together([_sweep_cmd(tmp_path, "--executor=ray", "--workers=2")])
     assert "submitted 2 Ray tasks" in out
     _trained_once(tmp_path, [out])
