@@ -87,7 +87,10 @@ class BenchmarkConfig:
                 bias_lengths=(512, 2048),
                 bias_heads=8,
                 model=ReferenceModel(),
-                train_encodings=(*base_encodings(), "randomized_rope"),
+                # base_encodings() holds every registered base name, issue 19's pope,
+                # forgetting_gate, mrope, hope and path included; one randomized variant each of
+                # the rotating (rope) and the polar (pope) family.
+                train_encodings=(*base_encodings(), "randomized_rope", "randomized_pope"),
                 steps_per_run=2,
                 seed_counts=(1, 2, 4, 8),
                 seed_encoding="rope",
