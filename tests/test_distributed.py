@@ -26,6 +26,7 @@ from configs.copy import get_config
 from pe_jax.training import (
     make_mesh,
     make_train_program,
+    set_field,
     settings_from_config,
     train_and_evaluate,
 )
@@ -46,11 +47,7 @@ TIMEOUT = 240
 def config(arg: str = ARG, **fields):
     c = get_config(arg)
     for key, value in fields.items():
-        node = c
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
+        set_field(c, key, value)  # the one typed setter every config route uses
     return c
 
 

@@ -53,14 +53,19 @@ def test_teacher_forced_exact_match_equals_greedy_decoding(tmp_path):
     assert 0 < teacher_forced.sum()  # the model learned something, so the check has teeth
 
 
-def test_on_program_sees_each_bucket_once_and_wraps_every_call():
+def _initial_state(config):
+    """(settings, training program, its initial state) of a config: an untrained model."""
     from pe_jax.training import make_mesh, make_train_program, seed_keys, settings_from_config
 
-    settings = settings_from_config(get_config("smoke"))
+    settings = settings_from_config(config)
     mesh = make_mesh()
     with jax.set_mesh(mesh):
         program = make_train_program(settings, mesh)
-        state = program.init(seed_keys(settings.seeds))
+        return settings, program, program.init(seed_keys(settings.seeds))
+
+
+def test_on_program_sees_each_bucket_once_and_wraps_every_call():
+    settings, program, state = _initial_state(get_config("smoke"))
     built, calls = [], []
 
     def on_program(width, compiled):
@@ -106,14 +111,9 @@ def test_baselines_at_the_evaluated_lengths_match_the_task_definition():
 
 def test_evaluation_in_sub_batches_equals_one_batch():
     from configs.addition import get_config as addition_config
-    from pe_jax.training import make_mesh, make_train_program, seed_keys, settings_from_config
 
     # Binary addition: answers end with END, so sub-batches hold different numbers of tokens.
-    settings = settings_from_config(addition_config("smoke"))
-    mesh = make_mesh()
-    with jax.set_mesh(mesh):
-        program = make_train_program(settings, mesh)
-        state = program.init(seed_keys(settings.seeds))
+    settings, program, state = _initial_state(addition_config("smoke"))
     kwargs = dict(task=settings.task, layout="encoder", lengths=[2, 3, 9], samples=16, seed=2)
     whole = evaluate(state, program.graphdef, **kwargs)
     parts = evaluate(state, program.graphdef, batch_size=4, **kwargs)
@@ -124,4 +124,4 @@ def test_evaluation_in_sub_batches_equals_one_batch():
     with pytest.raises(ValueError, match="batch_size"):
         evaluate(state, program.graphdef, batch_size=5, **kwargs)
     with pytest.raises(ValueError, match="config.eval.batch_size"):
-        settings_from_config(get_config("smoke,eval.samples=8,eval.batch_size=3"))
+        _initial_state(get_config("smoke,eval.samples=8,eval.batch_size=3"))

@@ -13,18 +13,14 @@ import numpy as np
 import pytest
 
 from configs.copy import get_config
-from pe_jax.training import NonFiniteError, train_and_evaluate
+from pe_jax.training import NonFiniteError, set_field, train_and_evaluate
 from pe_jax.training._mesh import check_divisible
 
 
 def tiny(arg="", **overrides):
     config = get_config("smoke" + ("," + arg if arg else ""))
     for key, value in overrides.items():
-        node = config
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
+        set_field(config, key, value)  # the one typed setter every config route uses
     return config
 
 

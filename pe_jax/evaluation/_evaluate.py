@@ -114,21 +114,15 @@ def evaluate(
     # The widest bucket whatever `bucketed` says: the sampled examples depend on the sampler's
     # width, so both modes must draw at the same one to see the same examples.
     max_width = bucket_width(max(widths))
-    sampler = jax.jit(
-        lambda key, t: task.sample(
-            key,
-            batch_size=samples,
-            length=jnp.full((samples,), t, jnp.int32),
-            layout=layout,
-            width=max_width,
-        )
-    )
+    sampler = _FixedWidthSampler(task, layout=layout, width=max_width, samples=samples)
     programs: dict[int, object] = {}
     base_key = jax.random.key(seed)
     out = []  # per length: (sub-batch metrics, sub-batch answer tokens), fetched at the end
     for t, w in zip(lengths, padded, strict=True):
         key = jax.random.fold_in(base_key, t)
-        batch = sampler(jax.random.fold_in(key, 0), t)
+        batch = sampler.sample(
+            jax.random.fold_in(key, 0), batch_size=samples, length=t, layout=layout
+        )
         if w not in programs:
             programs[w] = make_eval_program(graphdef, width=w)
             if on_program is not None:

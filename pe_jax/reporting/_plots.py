@@ -98,6 +98,17 @@ def _labels_in_order(runs: Sequence[Run]) -> list[str]:
     return list(dict.fromkeys(r.encoding for r in runs))
 
 
+def _figure_setup(runs, verdicts, rules, dpi):
+    """(verdicts, runs grouped by task, a style per encoding, figure, axes) for a report plot."""
+    if not runs:
+        raise ValueError("runs must hold at least one finished run, got none.")
+    verdicts = verdicts or judge(runs, rules)
+    groups = group_by_task(runs)
+    labels = _labels_in_order(runs)
+    fig, axes = _grid(len(groups), len(labels), dpi)
+    return verdicts, groups, _styles(labels), fig, axes
+
+
 def accuracy_figure(
     runs: Sequence[Run],
     *,
@@ -112,13 +123,7 @@ def accuracy_figure(
     "not_learned:<encoding>" (one per model that is not learned, dotted),
     "baseline:<rule>" (dashed), "train_length".
     """
-    if not runs:
-        raise ValueError("runs must hold at least one finished run, got none.")
-    verdicts = verdicts or judge(runs, rules)
-    groups = group_by_task(runs)
-    labels = _labels_in_order(runs)
-    styles = _styles(labels)
-    fig, axes = _grid(len(groups), len(labels), dpi)
+    verdicts, groups, styles, fig, axes = _figure_setup(runs, verdicts, rules, dpi)
     handles: dict[str, object] = {}
     for ax, (task, task_runs) in zip(axes, groups.items(), strict=False):
         name = task_metric(task_runs, metric)
@@ -226,13 +231,7 @@ def plot_ood_vs_cost(
 
     Args / Returns / Raises: as `plot_accuracy_vs_length`.
     """
-    if not runs:
-        raise ValueError("runs must hold at least one finished run, got none.")
-    verdicts = verdicts or judge(runs, rules)
-    groups = group_by_task(runs)
-    labels = _labels_in_order(runs)
-    styles = _styles(labels)
-    fig, axes = _grid(len(groups), len(labels), dpi)
+    verdicts, groups, styles, fig, axes = _figure_setup(runs, verdicts, rules, dpi)
     handles: dict[str, object] = {}
     for ax, (task, task_runs) in zip(axes, groups.items(), strict=False):
         name = task_metric(task_runs, metric)

@@ -216,11 +216,11 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log, cloc
         batch_size=s.eval_batch_size,
     )
     eval_time = time.perf_counter() - t0
-    # Issue 14: per-example scores (examples.npz) and the task's baselines (results.json).
+    # Per-example scores (examples.npz) and the task's baselines (results.json).
     task_baselines = baselines(s.task, layout=s.protocol, lengths=ev["lengths"], seed=s.eval_seed)
     if is_primary():
         write_examples(workdir, lengths=ev["lengths"], eval_seed=s.eval_seed, **ev["examples"])
-    # End of issue 14's call site.
+
     clock.phase = None
     compile_s = {phase: clock.seconds(phase) for phase in ("train", "eval")}
     metrics = {name: values.tolist() for name, values in ev["metrics"].items()}
