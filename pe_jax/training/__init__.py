@@ -19,6 +19,7 @@ from pe_jax.training._step import (
     TrainProgram,
     abstract_state,
     make_train_program,
+    model_keys,
     seed_keys,
 )
 from pe_jax.training._sweep import SweepRun, expand_sweep, run_sweep, select_runs
@@ -45,6 +46,7 @@ __all__ = [
     "make_optimizer",
     "make_schedule",
     "make_train_program",
+    "model_keys",
     "parse_field",
     "parse_shard",
     "read_claim",
