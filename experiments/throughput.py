@@ -13,7 +13,6 @@ batches). The reference model is `pe_jax.benchmark.ReferenceModel` (reverse, len
 """
 
 import dataclasses
-import os
 import sys
 import time
 
