@@ -58,6 +58,20 @@ def masked_metrics(logits: jax.Array, batch: Batch) -> dict[str, jax.Array]:
     }
 
 
+def example_scores(logits: jax.Array, batch: Batch) -> dict[str, jax.Array]:
+    """Each example's exact match (bool [B]) and token accuracy (float32 [B]) on its answer slots.
+
+    An example without answer slots scores 0 on both.
+    """
+    mask = batch.loss_mask
+    right = (jnp.argmax(logits, -1) == batch.targets) & mask
+    slots = mask.sum(-1)
+    return {
+        "exact_match": (right.sum(-1) == slots) & (slots > 0),
+        "token_accuracy": right.sum(-1) / jnp.maximum(slots, 1).astype(jnp.float32),
+    }
+
+
 def per_example_metrics(logits: jax.Array, batch: Batch) -> dict[str, jax.Array]:
     """The evaluation's metrics: `masked_metrics`, but token accuracy averaged per example.
 
@@ -65,12 +79,9 @@ def per_example_metrics(logits: jax.Array, batch: Batch) -> dict[str, jax.Array]
     example of a length counts equally, also for tasks whose answers end early with END
     (Deletang et al. 2023). exact_match and loss are those of `masked_metrics`.
     """
-    mask = batch.loss_mask.astype(jnp.float32)
-    correct = (jnp.argmax(logits, -1) == batch.targets).astype(jnp.float32) * mask
-    n = jnp.maximum(mask.sum(-1), 1.0)
     pooled = masked_metrics(logits, batch)
     return {
-        "token_accuracy": (correct.sum(-1) / n).mean(),
+        "token_accuracy": example_scores(logits, batch)["token_accuracy"].mean(),
         "exact_match": pooled["exact_match"],
         "loss": pooled["loss"],
     }

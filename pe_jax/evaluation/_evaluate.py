@@ -20,26 +20,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from pe_jax.loss import logits, per_example_metrics
+from pe_jax.loss import example_scores, logits, per_example_metrics
 from pe_jax.tasks import Task, bucket_width, task_baselines
 
 METRICS = ("token_accuracy", "exact_match", "loss")
 PER_EXAMPLE = ("exact_match", "token_accuracy")
 BASELINE_SAMPLES = 256  # examples per length for the baselines: seconds on a CPU
-
-
-def _scores(logits_BWV: jax.Array, batch) -> dict[str, jax.Array]:
-    """Per-example exact match (bool [B]) and token accuracy (float32 [B]) on the answer slots.
-
-    The same definitions as `pe_jax.loss.per_example_metrics`, before its mean over examples.
-    """
-    mask = batch.loss_mask
-    right = (jnp.argmax(logits_BWV, -1) == batch.targets) & mask
-    slots = mask.sum(-1)
-    return {
-        "exact_match": (right.sum(-1) == slots) & (slots > 0),
-        "token_accuracy": right.sum(-1) / jnp.maximum(slots, 1).astype(jnp.float32),
-    }
 
 
 def make_eval_program(graphdef: nnx.GraphDef, *, width: int):
@@ -55,7 +41,7 @@ def make_eval_program(graphdef: nnx.GraphDef, *, width: int):
         model = nnx.merge(graphdef, params, rest)
         out = logits(model, batch, key)
         metrics = per_example_metrics(out, batch)
-        metrics.update({f"{k}_per_example": v for k, v in _scores(out, batch).items()})
+        metrics.update({f"{k}_per_example": v for k, v in example_scores(out, batch).items()})
         return metrics
 
     return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None)))
