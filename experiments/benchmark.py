@@ -13,6 +13,7 @@ from pathlib import Path
 
 from absl import app, flags
 
+from pe_jax import runtime
 from pe_jax.benchmark import (
     PRESETS,
     SECTIONS,
@@ -35,6 +36,9 @@ def main(argv):
     if _FROM.value:
         results = json.loads(Path(_FROM.value).read_text())
     else:
+        # The entry points' XLA:CPU flags (unless XLA_FLAGS is set); no compilation cache, so
+        # that compile times are measured, not loaded.
+        runtime.configure(cache_dir="")
         preset = _PRESET.value or ("quick" if _QUICK.value else "full")
         results = run_benchmark(BenchmarkConfig.preset(preset), sections=tuple(_SECTIONS.value))
         print(f"wrote {write_results(results, _OUT.value)}")

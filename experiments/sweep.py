@@ -4,6 +4,8 @@
   python -m experiments.sweep --config=configs/sweeps/quick.py --workdir=runs/quick \
       --only=reverse/rope,*/alibi
   python -m experiments.sweep report --workdir=runs/quick
+  python -m experiments.sweep report --workdir=runs/quick --config=configs/sweeps/quick.py
+      # the same, after first rewriting sweep.json from the config (its report fields)
   python -m experiments.sweep --config=configs/sweeps/quick.py --workdir=runs/quick --workers=2
   python -m experiments.sweep --config=configs/sweeps/quick.py --workdir=runs/quick --shard=0/4
   python -m experiments.sweep --config=configs/sweeps/quick.py --workdir=runs/quick \
@@ -27,6 +29,7 @@ from pe_jax.training import (
     is_primary,
     make_executor,
     parse_shard,
+    refresh_manifest,
     run_sweep,
     try_claim,
 )
@@ -61,6 +64,8 @@ def main(argv):
     command = argv[1:]
     if command == ["report"]:
         if is_primary():
+            if _CONFIG.value is not None:  # the config's report fields may have changed
+                refresh_manifest(_CONFIG.value, _WORKDIR.value)
             write_report(_WORKDIR.value, metric=_METRIC.value)
         return
     if command:

@@ -10,8 +10,20 @@ def encoding(label: str, name: str, **options) -> dict:
     return dict(label=label, name=name, options=options)
 
 
+def published(better: str, worse: str, source: str, tasks: tuple[str, ...] = ("*",)) -> dict:
+    """One ordering a paper reports (`better` generalizes further than `worse`), judged by the
+    report on each of `tasks` ("*" = every task of the sweep): reproduced, contradicted or
+    cannot tell (see pe_jax/reporting/_published.py)."""
+    return dict(better=better, worse=worse, source=source, tasks=list(tasks))
+
+
 def sweep_config(
-    *, name: str, tasks: list[dict], encodings: list[dict], seeds: tuple[int, ...]
+    *,
+    name: str,
+    tasks: list[dict],
+    encodings: list[dict],
+    seeds: tuple[int, ...],
+    published_orderings: tuple[dict, ...] = (),
 ) -> ml_collections.ConfigDict:
     """The fields every sweep config has (see pe_jax/training/_sweep.py)."""
     c = ml_collections.ConfigDict()
@@ -24,4 +36,7 @@ def sweep_config(
     # e.g. --config.overrides.train.steps=100.
     c.overrides = ml_collections.ConfigDict()
     c.metric = ""  # metric of the report's tables and plots; "" = per protocol
+    # Orderings the published papers report ({"better", "worse", "source", "tasks"}), which
+    # the report judges against these runs; facts from the papers, each with its source.
+    c.published = list(published_orderings)
     return c

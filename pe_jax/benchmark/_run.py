@@ -125,9 +125,11 @@ def _peers_section(c: BenchmarkConfig, log) -> dict[str, Any]:
         log=log,
     )
     for row in result["rows"]:
+        flash = row["x_transformers_flash_step_s"]
         log(
             f"peer {row['encoding']}: pe_jax {row['pe_jax_step_s']:.3f} s/step, x-transformers "
-            f"{row['x_transformers_step_s']:.3f} (flash {row['x_transformers_flash_step_s']:.3f})"
+            f"{row['x_transformers_step_s']:.3f} (flash "
+            f"{'refused' if flash is None else f'{flash:.3f}'})"
         )
     import importlib.metadata
 

@@ -5,6 +5,7 @@ Imports nothing else from pe_jax: it reads result files only.
 
 from pe_jax.reporting._findings import Gain, findings, findings_markdown, gains
 from pe_jax.reporting._plots import accuracy_figure, plot_accuracy_vs_length, plot_ood_vs_cost
+from pe_jax.reporting._quotes import quote_findings, quote_paths, quoted, stale_quotes
 from pe_jax.reporting._report import write_report
 from pe_jax.reporting._results import (
     Run,
@@ -51,7 +52,11 @@ __all__ = [
     "missing_runs",
     "plot_accuracy_vs_length",
     "plot_ood_vs_cost",
+    "quote_findings",
+    "quote_paths",
+    "quoted",
     "read_manifest",
+    "stale_quotes",
     "summarize_task",
     "tidy_rows",
     "write_csv",

@@ -28,8 +28,16 @@ def _f(x: float) -> str:
     return "—" if x is None or math.isnan(x) else f"{x:.2f}"
 
 
+def _bound(x: float) -> str:
+    """An interval bound; one that two decimals would show as 0.00 keeps a significant digit,
+    so that a bound above zero never reads as zero."""
+    if x is not None and not math.isnan(x) and x != 0 and abs(x) < 0.005:
+        return f"{x:.1g}"
+    return _f(x)
+
+
 def _interval(low: float, high: float) -> str:
-    return f"[{_f(low)}, {_f(high)}]"
+    return f"[{_bound(low)}, {_bound(high)}]"
 
 
 def format_rate(rate) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pe_jax.reporting._findings import findings, findings_markdown, gains
 from pe_jax.reporting._plots import plot_accuracy_vs_length, plot_ood_vs_cost
+from pe_jax.reporting._published import expand_published, published_sentences
 from pe_jax.reporting._results import load_runs, missing_runs, read_manifest
 from pe_jax.reporting._tables import markdown_report, write_csv
 from pe_jax.reporting._verdicts import Rules, judge
@@ -47,7 +48,9 @@ def write_report(
 
     Returns:
       {"report": ..., "findings": ..., "csv": ..., "accuracy_plot": ..., "cost_plot": ...}
-      paths written. findings.md holds report.md's Findings section alone, for docs to quote.
+      paths written. findings.md holds the findings, for docs to quote: report.md's Findings
+      section, then the verdict on each ordering the sweep config says a paper published
+      (`sweep.published`: reproduced, contradicted or cannot tell, with the paired interval).
 
     Raises:
       ValueError: `workdir` is not a folder or holds no finished run.
@@ -71,6 +74,8 @@ def write_report(
     write_csv(runs, paths["csv"], verdicts=verdicts)
     plot_accuracy_vs_length(runs, paths["accuracy_plot"], metric=metric, verdicts=verdicts)
     plot_ood_vs_cost(runs, paths["cost_plot"], metric=metric, verdicts=verdicts)
+    spec = (manifest.get("sweep_config") or {}).get("published") or []
+    published = published_sentences(expand_published(spec, list(verdicts)), verdicts)
     text = markdown_report(
         runs,
         title=title or manifest.get("name") or Path(workdir).resolve().name,
@@ -79,9 +84,10 @@ def write_report(
         missing=missing_runs(workdir, runs),
         verdicts=verdicts,
         rules=rules,
+        extra_findings=published,
     )
     paths["report"].write_text(text)
-    items = findings(verdicts, gains(verdicts))
+    items = [*findings(verdicts, gains(verdicts)), *published]
     paths["findings"].write_text(findings_markdown(items, heading="# Findings") + "\n")
     log(f"report of {len(runs)} runs written to {paths['report']}")
     return paths

@@ -300,6 +300,7 @@ def markdown_report(
     missing: Sequence[str] = (),
     verdicts: dict[str, TaskVerdict] | None = None,
     rules: Rules = DEFAULT_RULES,
+    extra_findings: Sequence[str] = (),
 ) -> str:
     """The whole report.md: title, findings, one section per task, gains, images, unfinished.
 
@@ -311,11 +312,12 @@ def markdown_report(
       missing: "task/encoding" names of planned runs without results.
       verdicts: `judge(runs, rules)`, if already computed.
       rules: the gate and extrapolation thresholds.
+      extra_findings: sentences appended to the findings (the published orderings' verdicts).
     """
     verdicts = verdicts or judge(runs, rules)
     gain_items = gains(verdicts)
     parts = [f"# {title}", "Generated from the runs' results.json files by pe_jax.reporting."]
-    parts.append(findings_markdown(findings(verdicts, gain_items)))
+    parts.append(findings_markdown([*findings(verdicts, gain_items), *extra_findings]))
     parts += [
         task_section(t, rs, metric=metric, verdict=verdicts[t], rules=rules)
         for t, rs in group_by_task(runs).items()

@@ -22,7 +22,13 @@ from pe_jax.training._step import (
     model_keys,
     seed_keys,
 )
-from pe_jax.training._sweep import SweepRun, expand_sweep, run_sweep, select_runs
+from pe_jax.training._sweep import (
+    SweepRun,
+    expand_sweep,
+    refresh_manifest,
+    run_sweep,
+    select_runs,
+)
 
 __all__ = [
     "Claim",
@@ -50,6 +56,7 @@ __all__ = [
     "parse_field",
     "parse_shard",
     "read_claim",
+    "refresh_manifest",
     "run_sweep",
     "seed_keys",
     "select_runs",

@@ -226,6 +226,19 @@ def write_manifest(sweep: ml_collections.ConfigDict, runs: Sequence[SweepRun], r
     runfiles.write_manifest(root, manifest)
 
 
+def refresh_manifest(sweep: ml_collections.ConfigDict, workdir: str | os.PathLike) -> None:
+    """Rewrites <workdir>/sweep.json from `sweep` without training: e.g. after the config's
+    report fields (name, metric, published orderings) changed while its runs were training.
+
+    Raises:
+      ValueError: a bad sweep config, or `workdir` is not a folder.
+    """
+    root = Path(workdir)
+    if not root.is_dir():
+        raise ValueError(f"workdir {str(workdir)!r} is not a folder.")
+    write_manifest(sweep, expand_sweep(sweep), root)
+
+
 def _silent(_: str) -> None:
     pass
 

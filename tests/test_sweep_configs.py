@@ -1,0 +1,65 @@
+"""Every shipped sweep config expands to runs whose configs the runner accepts (no training)."""
+
+import importlib
+
+import pytest
+
+from pe_jax.training import check_config, expand_sweep
+
+CONFIGS = [
+    ("quick", ""),
+    ("quick", "smoke"),
+    ("kazemnejad", ""),
+    ("kazemnejad", "smoke"),
+    ("deletang_ruoss", ""),
+    ("deletang_ruoss", "published_lengths"),
+    ("deletang_ruoss", "published_architecture"),
+    ("deletang_ruoss", "smoke"),
+    ("catalogue", ""),
+    ("smoke", ""),
+]
+
+
+def _covering(runs):
+    """One run per task and one per encoding (every task config and every encoding's
+    options are then checked; check_config takes a fraction of a second each)."""
+    tasks, encodings, chosen = set(), set(), []
+    for run in runs:
+        task, encoding = run.name.split("/")
+        if task not in tasks or encoding not in encodings:
+            chosen.append(run)
+            tasks.add(task)
+            encodings.add(encoding)
+    return chosen
+
+
+@pytest.mark.parametrize("name,arg", CONFIGS)
+def test_sweep_config_expands_to_valid_runs(name, arg):
+    sweep = importlib.import_module(f"configs.sweeps.{name}").get_config(arg)
+    runs = expand_sweep(sweep)
+    assert len(runs) == len(sweep.tasks) * len(sweep.encodings)
+    assert len({run.name for run in runs}) == len(runs)
+    for run in _covering(runs):
+        check_config(run.config)  # raises ValueError on any field the runner refuses
+
+
+def test_reproductions_follow_the_rerun_rules():
+    """>= 5 seeds, a learning-rate grid, train to criterion, dense evaluation."""
+    for name, args in (("kazemnejad", [""]), ("deletang_ruoss", ["", "published_architecture"])):
+        module = importlib.import_module(f"configs.sweeps.{name}")
+        for arg in args:
+            sweep = module.get_config(arg)
+            assert len(sweep.seeds) >= 5
+            for run in expand_sweep(sweep):
+                assert len(run.config.train.learning_rates) >= 2
+                assert run.config.train.until == 0.99
+                assert run.config.eval.stride == 1 and not run.config.eval.lengths
+
+
+def test_published_architecture_keeps_the_published_model():
+    from configs.sweeps.deletang_ruoss import get_config
+
+    model = expand_sweep(get_config("published_architecture"))[0].config.model
+    assert (model.num_layers, model.num_heads, model.width, model.dropout) == (5, 8, 64, 0.1)
+    reduced = expand_sweep(get_config(""))[0].config.model
+    assert (reduced.num_layers, reduced.num_heads, reduced.dropout) == (3, 4, 0.0)
