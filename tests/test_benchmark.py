@@ -66,6 +66,12 @@ def test_tiny_benchmark_writes_well_formed_json(tmp_path):
     assert data["memory"]["rows"][0]["temp_bytes"] >= 0
     peers = data["peers"]
     assert peers["available"] or "bench" in peers["message"]
+    if peers["available"]:  # the same batches on both sides: useful tokens/s of each, > 0
+        (row,) = peers["workload"]["rows"]
+        assert 0 < row["useful_fraction"] <= 1
+        assert row["pe_jax_slot_tokens_per_s"] >= row["pe_jax_useful_tokens_per_s"] > 0
+        assert row["x_transformers_useful_tokens_per_s"] > 0
+        assert "Peers on the task workload" in format_table(data)
     assert all(t["met"] in (True, False) for t in data["targets"])
     assert "Targets" in format_table(data)
     # the command line re-prints a written JSON and keeps the tables as markdown

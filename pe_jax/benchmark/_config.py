@@ -40,6 +40,7 @@ class BenchmarkConfig:
         analysed; memory_run_batch: the batch actually run for the process peak (None: the
         analysis batch on accelerators, `memory_cpu_run_batch` on CPU).
       peer_encodings: encodings timed in x-transformers too.
+      workload_steps: steps per timing of the peer comparison on the task workload.
       subprocess_timeout_s: limit of each memory measurement's process.
     """
 
@@ -68,6 +69,7 @@ class BenchmarkConfig:
     memory_run_batch: int | None
     memory_cpu_run_batch: int
     peer_encodings: tuple[str, ...]
+    workload_steps: int = 10
     subprocess_timeout_s: float = 600.0
 
     @classmethod
@@ -166,6 +168,7 @@ class BenchmarkConfig:
                 memory_run_batch=None,
                 memory_cpu_run_batch=2,
                 peer_encodings=("none",),
+                workload_steps=2,
                 subprocess_timeout_s=120.0,
             )
         raise ValueError(f"preset must be one of {PRESETS}, got {name!r}.")

@@ -52,23 +52,36 @@ def _batch(model: ReferenceModel):
     return jax.tree.map(np.array, batch)  # writable copies, as torch.from_numpy wants
 
 
-def make_peer_step(
+def peer_tensors(batch) -> tuple:
+    """(inputs, targets, valid, loss_mask) of a `Batch` of arrays as PyTorch tensors."""
+    import torch
+
+    return (
+        torch.from_numpy(np.array(batch.inputs, np.int64)),
+        torch.from_numpy(np.array(batch.targets, np.int64)),
+        torch.from_numpy(np.array(batch.valid, bool)),
+        torch.from_numpy(np.array(batch.loss_mask, np.float32)),
+    )
+
+
+def make_peer_trainer(
     model: ReferenceModel,
     encoding: str,
     *,
     attn_flash: bool = False,
     threads: int | None = None,
 ):
-    """One x-transformers training step (forward, backward, clip, Adam) as a callable.
+    """An x-transformers training step (forward, backward, clip, Adam) on any batch.
 
     The network mirrors `model` (post-LN encoder, width, depth, heads, head dim, MLP ratio,
     dropout at every place x-transformers has one: embedding, attention, feed-forward) with the
     encoding of `PEER_OPTIONS`; `attn_flash` selects PyTorch's fused
-    `scaled_dot_product_attention` inside x-transformers. The batch is made once.
+    `scaled_dot_product_attention` inside x-transformers.
 
     Returns:
-      (step, info): step() runs one training step and returns the loss tensor; info holds the
-      torch version and thread count.
+      (train, info): train(peer_tensors(batch)) runs one training step on a batch of any
+      width up to the model's and returns the loss tensor; info holds the torch version and
+      thread count.
     """
     import torch
     from x_transformers import Encoder, TransformerWrapper
@@ -100,13 +113,9 @@ def make_peer_step(
     )
     net.train()
     optimizer = torch.optim.Adam(net.parameters(), lr=model.learning_rate)
-    batch = _batch(model)
-    inputs = torch.from_numpy(batch.inputs.astype(np.int64))
-    targets = torch.from_numpy(batch.targets.astype(np.int64))
-    valid = torch.from_numpy(batch.valid)
-    loss_mask = torch.from_numpy(batch.loss_mask).float()
 
-    def step():
+    def train(tensors):
+        inputs, targets, valid, loss_mask = tensors
         logits = net(inputs, mask=valid)
         ce = torch.nn.functional.cross_entropy(
             logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none"
@@ -119,7 +128,25 @@ def make_peer_step(
         return loss
 
     info = {"torch_version": torch.__version__, "torch_threads": torch.get_num_threads()}
-    return step, info
+    return train, info
+
+
+def make_peer_step(
+    model: ReferenceModel,
+    encoding: str,
+    *,
+    attn_flash: bool = False,
+    threads: int | None = None,
+):
+    """One x-transformers training step on a fixed padded batch (made once) as a callable.
+
+    Returns:
+      (step, info): step() runs one training step (see `make_peer_trainer`) and returns the
+      loss tensor.
+    """
+    train, info = make_peer_trainer(model, encoding, attn_flash=attn_flash, threads=threads)
+    tensors = peer_tensors(_batch(model))
+    return (lambda: train(tensors)), info
 
 
 def time_peer_step(

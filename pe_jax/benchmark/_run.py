@@ -13,7 +13,7 @@ from typing import Any
 
 import jax
 
-from pe_jax.benchmark._compare import compare_with_peer
+from pe_jax.benchmark._compare import compare_on_workload, compare_with_peer
 from pe_jax.benchmark._config import SECTIONS, BenchmarkConfig
 from pe_jax.benchmark._kernels import bias_rows, copy_floor, matmul_floor, rope_rows
 from pe_jax.benchmark._memory import MemoryRequest, forward_memory
@@ -130,6 +130,19 @@ def _peers_section(c: BenchmarkConfig, log) -> dict[str, Any]:
             f"peer {row['encoding']}: pe_jax {row['pe_jax_step_s']:.3f} s/step, x-transformers "
             f"{row['x_transformers_step_s']:.3f} (flash "
             f"{'refused' if flash is None else f'{flash:.3f}'})"
+        )
+    result["workload"] = compare_on_workload(
+        c.model,
+        tuple(c.peer_encodings),
+        rounds=c.repeats,
+        steps_per_run=c.workload_steps,
+        threads=threads["best"],
+        log=log,
+    )
+    for row in result["workload"]["rows"]:
+        log(
+            f"workload {row['encoding']}: pe_jax / x-transformers useful tokens/s "
+            f"{row['ratio']:.2f}"
         )
     import importlib.metadata
 

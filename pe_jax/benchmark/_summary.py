@@ -69,6 +69,13 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "tokens/s ratio, interleaved"
             )
             targets.append(_target(name, slower, PEER_RATIO, at_least=True))
+    for row in results.get("peers", {}).get("workload", {}).get("rows", []):
+        slower = min(r for r in (row["ratio"], row.get("ratio_flash")) if r is not None)
+        name = (
+            f"vs x-transformers {row['encoding']} on the task workload (the faster of plain and "
+            "flash): pe_jax useful tokens/s ratio, interleaved"
+        )
+        targets.append(_target(name, slower, PEER_RATIO, at_least=True))
     for row in results.get("seeds", []):
         if row["num_seeds"] == SEEDS_AT and "speedup_vs_sequential" in row:
             loop = row.get("seed_loop", "vmap")
@@ -283,6 +290,32 @@ def format_table(results: dict[str, Any]) -> str:
                     for r in p["rows"]
                 ],
             )
+            w = p.get("workload")
+            if w:
+                out += ["", f"Peers on the task workload: {w['setup']}"]
+                out += _table(
+                    [
+                        "encoding",
+                        "pe_jax useful tok/s",
+                        "pe_jax slot tok/s",
+                        "x-transformers useful tok/s",
+                        "x-transformers flash useful tok/s",
+                        "ratio",
+                        "ratio vs flash",
+                    ],
+                    [
+                        [
+                            r["encoding"],
+                            _num(r["pe_jax_useful_tokens_per_s"], "{:.0f}"),
+                            _num(r["pe_jax_slot_tokens_per_s"], "{:.0f}"),
+                            _num(r["x_transformers_useful_tokens_per_s"], "{:.0f}"),
+                            _num(r["x_transformers_flash_useful_tokens_per_s"], "{:.0f}"),
+                            _num(r["ratio"], "{:.2f}"),
+                            _num(r["ratio_flash"], "{:.2f}"),
+                        ]
+                        for r in w["rows"]
+                    ],
+                )
     if results.get("targets"):
         out += ["", "Targets"]
         out += _table(
