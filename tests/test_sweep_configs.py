@@ -63,3 +63,23 @@ def test_published_architecture_keeps_the_published_model():
     assert (model.num_layers, model.num_heads, model.width, model.dropout) == (5, 8, 64, 0.1)
     reduced = expand_sweep(get_config(""))[0].config.model
     assert (reduced.num_layers, reduced.num_heads, reduced.dropout) == (3, 4, 0.0)
+
+
+def test_refresh_manifest_rewrites_the_report_fields(tmp_path):
+    import json
+
+    from configs.sweeps.kazemnejad import get_config
+    from pe_jax.training import refresh_manifest
+
+    with pytest.raises(ValueError, match="is not a folder"):
+        refresh_manifest(get_config("smoke"), tmp_path / "absent")
+    refresh_manifest(get_config("smoke"), tmp_path)
+    manifest = json.loads((tmp_path / "sweep.json").read_text())
+    assert len(manifest["runs"]) == 35 and manifest["runs"][0] == "copy_repeat/none"
+    published = manifest["sweep_config"]["published"]
+    assert {(p["better"], p["worse"]) for p in published} == {
+        ("none", "t5"),
+        ("none", "alibi"),
+        ("none", "rope"),
+        ("none", "sinusoidal"),
+    }
