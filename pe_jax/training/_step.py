@@ -99,13 +99,32 @@ class TrainProgram:
     batch: Callable | None = None
 
 
+def _resolved_seed_loop(settings: Settings, mesh: Mesh) -> str:
+    """`settings.seed_loop` with "auto" resolved: "map" on CPU, "vmap" on GPU/TPU.
+
+    Raises:
+      ValueError: an unknown seed_loop.
+    """
+    seed_loop = settings.seed_loop
+    if seed_loop not in SEED_LOOPS:
+        raise ValueError(f"seed_loop must be one of {SEED_LOOPS}, got {seed_loop!r}.")
+    if seed_loop == "auto":
+        seed_loop = "map" if mesh.devices.flat[0].platform == "cpu" else "vmap"
+    return seed_loop
+
+
 def _initializer(
     settings: Settings, tx: optax.GradientTransformation, mesh: Mesh
 ) -> tuple[Callable, nnx.GraphDef, dict]:
-    """The jitted, model-vmapped state initialiser, the graph definition and the abstract state.
+    """The jitted state initialiser over the models axis, the graph definition and the abstract
+    state.
 
-    The model is built once, when `init` is traced for the abstract state; calling `init` on
-    the same seed keys reuses that trace (jit's cache), so a run builds its model only once.
+    The models are initialised as the step trains them (`_over_seeds`: vmapped across the
+    mesh's seed shards, within a shard vmapped or, on CPU by default, `lax.map`ped), the same
+    values either way. On XLA:CPU the map compiles in half the time of the vmap (11 s vs 23 s
+    for the main job's 3 models, one core): random initialisers batched over models make large
+    fused kernels. The model is built once, when `init` is traced for the abstract state;
+    calling `init` on the same seed keys reuses that trace (jit's cache).
     """
     model_config = settings.model
     graphdefs = []
@@ -118,8 +137,14 @@ def _initializer(
         control = init_control(rate)
         return {"params": params, "rest": rest, "opt_state": tx.init(params), "control": control}
 
+    lifted = _over_seeds(
+        lambda rate, key: init_one(key, rate),
+        mesh.shape["seeds"],
+        _resolved_seed_loop(settings, mesh),
+    )
+
     def init_models(keys):
-        return jax.vmap(init_one)(keys, jnp.asarray(rates, jnp.float32))
+        return lifted(jnp.asarray(rates, jnp.float32), keys)
 
     init = jax.jit(init_models, out_shardings=seed_sharding(mesh))
     abstract = jax.eval_shape(init, model_keys(settings))
@@ -160,11 +185,7 @@ def make_train_program(settings: Settings, mesh: Mesh) -> TrainProgram:
     Raises:
       ValueError: an unknown seed_loop.
     """
-    seed_loop = settings.seed_loop
-    if seed_loop not in SEED_LOOPS:
-        raise ValueError(f"seed_loop must be one of {SEED_LOOPS}, got {seed_loop!r}.")
-    if seed_loop == "auto":
-        seed_loop = "map" if mesh.devices.flat[0].platform == "cpu" else "vmap"
+    seed_loop = _resolved_seed_loop(settings, mesh)
     task, layout, batch_size = settings.task, settings.protocol, settings.batch_size
     min_length, max_length, width = settings.min_length, settings.max_length, settings.train_width
     tx = _unit_optimizer(settings)
