@@ -116,13 +116,9 @@ def _peers_section(c: BenchmarkConfig, log) -> dict[str, Any]:
         return {"available": False, "message": reason, "rows": []}
     threads = best_threads(c.model, repeats=c.repeats, steps_per_run=c.steps_per_run)
     log(f"peer threads: {threads}")
+    shared = dict(rounds=c.repeats, threads=threads["best"], log=log)
     result = compare_with_peer(
-        c.model,
-        tuple(c.peer_encodings),
-        rounds=c.repeats,
-        steps_per_run=c.steps_per_run,
-        threads=threads["best"],
-        log=log,
+        c.model, tuple(c.peer_encodings), steps_per_run=c.steps_per_run, **shared
     )
     for row in result["rows"]:
         flash = row["x_transformers_flash_step_s"]
@@ -132,12 +128,7 @@ def _peers_section(c: BenchmarkConfig, log) -> dict[str, Any]:
             f"{'refused' if flash is None else f'{flash:.3f}'})"
         )
     result["workload"] = compare_on_workload(
-        c.model,
-        tuple(c.peer_encodings),
-        rounds=c.repeats,
-        steps_per_run=c.workload_steps,
-        threads=threads["best"],
-        log=log,
+        c.model, tuple(c.peer_encodings), steps_per_run=c.workload_steps, **shared
     )
     for row in result["workload"]["rows"]:
         log(
