@@ -17,6 +17,25 @@ def published(better: str, worse: str, source: str, tasks: tuple[str, ...] = ("*
     return dict(better=better, worse=worse, source=source, tasks=list(tasks))
 
 
+def to_criterion(*, learning_rates: tuple[float, ...], warmup_steps: int, **extra) -> dict:
+    """The `train` overrides of a reproduction rerun: every seed at each of `learning_rates`
+    in one program (the report picks a rate per encoding on in-distribution validation),
+    trained to criterion (a model stops once the learned-gate's held-out exact match reaches
+    0.99, checked every 100 steps) with a cap of 1,000 steps, batch 32; `extra` adds fields."""
+    return {
+        "steps": 1000,  # the cap, sized to this 2-core machine
+        "batch_size": 32,
+        "learning_rates": tuple(learning_rates),
+        "learning_rate": learning_rates[-1],  # unused when learning_rates is set
+        "warmup_steps": warmup_steps,  # linear warmup, then the schedule's decay
+        "until": 0.99,  # stop a model once the gate's exact match reaches 0.99
+        "gate_every": 100,  # steps between gate evaluations
+        "log_every": 100,  # steps between progress lines
+        "checkpoint_every": 200,  # steps between checkpoints (resume points)
+        **extra,
+    }
+
+
 def sweep_config(
     *,
     name: str,

@@ -55,7 +55,7 @@ Results: experiments/results/deletang_ruoss/ (report.md is generated from the ru
 import ml_collections
 
 from configs import addition, duplicate, missing_duplicate, odds_first, reverse, sort
-from configs.sweeps.common import encoding, published, sweep_config
+from configs.sweeps.common import encoding, published, sweep_config, to_criterion
 
 # Ordered by what this machine's cap can learn (the 2026-11-29 runs learned sort and reverse
 # with some encodings, duplicate with a few, and none of the others), so that a partial sweep
@@ -147,22 +147,14 @@ def get_config(arg: str | None = None):
         {
             # The published preset's model, or the reduced one.
             "model": {"width": 64} if arg == "published_architecture" else reduced,
-            "train": {
-                "steps": 1000,  # the cap (published 2,000,000 steps, no early stop)
-                "batch_size": 32,  # published 128
-                # Every seed at each rate in one program; the report picks a run's rate on
-                # in-distribution exact match (published: a grid of 1e-4, 3e-4, 5e-4).
-                "learning_rates": (1e-3, 3e-3),
-                "learning_rate": 3e-3,  # unused when learning_rates is set
-                "schedule": "cosine",  # published constant; decay helps in 1,000 steps
-                "warmup_steps": 100,  # linear warmup, then cosine decay
-                "until": 0.99,  # a model stops once the gate's exact match reaches 0.99
-                "gate_every": 100,  # steps between gate evaluations
-                "min_length": 1,  # train lengths 1..train_max (published 1..40)
-                "max_length": train_max,
-                "log_every": 100,  # steps between progress lines
-                "checkpoint_every": 200,  # steps between checkpoints (resume points)
-            },
+            # Published: 2,000,000 steps, batch 128, constant rate in {1e-4, 3e-4, 5e-4}.
+            "train": to_criterion(
+                learning_rates=(1e-3, 3e-3),
+                warmup_steps=100,
+                schedule="cosine",  # published constant; decay helps in 1,000 steps
+                min_length=1,  # train lengths 1..train_max (published 1..40)
+                max_length=train_max,
+            ),
             "eval": {
                 "lengths": (),  # dense: every length min_length..max_length
                 "min_length": 1,

@@ -47,7 +47,7 @@ Results: experiments/results/kazemnejad/ (report.md is generated from the runs).
 import ml_collections
 
 from configs import addition, copy, parity, reverse, sort
-from configs.sweeps.common import encoding, published, sweep_config
+from configs.sweeps.common import encoding, published, sweep_config, to_criterion
 
 # (label, task config module, extra arg after "protocol=decoder", (train max, test max) or
 # None for the task file's decoder lengths: sort, parity, addition train 1..8, test 9..16).
@@ -117,19 +117,8 @@ def get_config(arg: str | None = None):
                 "num_heads": 2,  # published 12 heads of 64 dims; here 2 of 32
                 "share_encoding": True,  # one T5 table for all layers, as T5 does
             },
-            "train": {
-                "steps": 1000,  # the cap (published 40,000 steps, no early stop)
-                "batch_size": 32,  # published 64
-                # Every seed at each rate in one program; the report picks a run's rate on
-                # in-distribution exact match (published 3e-5 for a 107M model, no grid).
-                "learning_rates": (2e-3, 5e-3),
-                "learning_rate": 5e-3,  # unused when learning_rates is set
-                "warmup_steps": 50,  # linear warmup, then cosine decay
-                "until": 0.99,  # a model stops once the gate's exact match reaches 0.99
-                "gate_every": 100,  # steps between gate evaluations
-                "log_every": 100,  # steps between progress lines
-                "checkpoint_every": 200,  # steps between checkpoints (resume points)
-            },
+            # Published: 40,000 steps, batch 64, lr 3e-5 for a 107M model, no grid.
+            "train": to_criterion(learning_rates=(2e-3, 5e-3), warmup_steps=50),
             # Dense: every length of the task's range, 128 examples each, 64 per call.
             "eval": {"samples": 64, "batch_size": 64},
         }
