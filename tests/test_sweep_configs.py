@@ -12,6 +12,7 @@ CONFIGS = [
     ("kazemnejad", ""),
     ("kazemnejad", "smoke"),
     ("deletang_ruoss", ""),
+    ("deletang_ruoss", "full"),
     ("deletang_ruoss", "published_lengths"),
     ("deletang_ruoss", "published_architecture"),
     ("deletang_ruoss", "smoke"),

@@ -21,7 +21,8 @@ def to_criterion(*, learning_rates: tuple[float, ...], warmup_steps: int, **extr
     """The `train` overrides of a reproduction rerun: every seed at each of `learning_rates`
     in one program (the report picks a rate per encoding on in-distribution validation),
     trained to criterion (a model stops once the learned-gate's held-out exact match reaches
-    0.99, checked every 100 steps) with a cap of 1,000 steps, batch 32; `extra` adds fields."""
+    0.99, checked every 100 steps) with a cap of 1,000 steps, batch 32; `extra` adds or
+    replaces fields (e.g. `steps`, the cap)."""
     return {
         "steps": 1000,  # the cap, sized to this 2-core machine
         "batch_size": 32,
