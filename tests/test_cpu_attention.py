@@ -2,12 +2,16 @@
 
 import itertools
 import math
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from pe_jax import runtime
 from pe_jax.nn._cpu_attention import cpu_attention
 
 B, L, H, K = 3, 7, 2, 4
@@ -141,3 +145,32 @@ def test_bad_implementation_named():
 
     with pytest.raises(ValueError, match="attention_impl"):
         TransformerConfig(vocab_size=5, width=8, num_heads=2, num_layers=1, attention_impl="gpu")
+
+
+_COPIES = """
+import jax, jax.numpy as jnp
+from pe_jax import runtime
+from pe_jax.nn._cpu_attention import cpu_attention
+B, L, H, K = 3, 12, 2, 4
+q, k, v = (jax.random.normal(jax.random.key(i), (B, L, H, K)) for i in range(3))
+mask = (jnp.arange(L) < L - 2)[None, None, None, :]
+loss = lambda q, k, v: jnp.sum(jnp.sin(cpu_attention(q, k, v, mask=mask, scale=0.5)))
+hlo = jax.jit(jax.grad(loss, argnums=(0, 1, 2))).lower(q, k, v).compile().as_text()
+# Instructions "%name = f32[B,H,L,S]{layout} op(...)": a copy or transpose is named so.
+names = [l.split("=")[0] for l in hlo[hlo.index("ENTRY"):].splitlines() if "= f32[3,2,12,12]" in l]
+print(len(names), sum("copy" in n or "transpose" in n for n in names))
+"""
+
+
+def test_gradient_copies_no_attention_matrix():
+    """Compiled with the entry points' CPU flags (`runtime.CPU_XLA_FLAGS`, in a fresh process
+    since XLA reads its flags once), forward + backward hold [B, H, L, S] matrices but no copy
+    or transpose of one: only the small [B, L, H, K] operands change layout (see `_bmm`; the
+    einsum form before it made two such copies)."""
+    env = {**os.environ, "XLA_FLAGS": runtime.CPU_XLA_FLAGS, "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run(
+        [sys.executable, "-c", _COPIES], env=env, capture_output=True, text=True, check=True
+    )
+    matrices, moved = map(int, out.stdout.split())
+    assert matrices > 0, "the compiled pass holds no [B, H, L, S] matrix: the check sees nothing"
+    assert moved == 0

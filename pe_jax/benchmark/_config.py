@@ -7,7 +7,7 @@ import dataclasses
 from pe_jax.benchmark._model import ReferenceModel
 from pe_jax.nn import list_encodings
 
-SECTIONS = ("floors", "rope", "bias", "train", "seeds", "sweep", "memory", "peers")
+SECTIONS = ("floors", "rope", "bias", "train", "profile", "seeds", "sweep", "memory", "peers")
 PRESETS = ("full", "quick", "tiny")
 
 
@@ -41,6 +41,7 @@ class BenchmarkConfig:
         analysis batch on accelerators, `memory_cpu_run_batch` on CPU).
       peer_encodings: encodings timed in x-transformers too.
       workload_steps: steps per timing of the peer comparison on the task workload.
+      profile_encoding, profile_steps: the training step whose per-op profile is taken.
       subprocess_timeout_s: limit of each memory measurement's process.
     """
 
@@ -70,6 +71,8 @@ class BenchmarkConfig:
     memory_cpu_run_batch: int
     peer_encodings: tuple[str, ...]
     workload_steps: int = 10
+    profile_encoding: str = "none"
+    profile_steps: int = 3
     subprocess_timeout_s: float = 600.0
 
     @classmethod
@@ -169,6 +172,7 @@ class BenchmarkConfig:
                 memory_cpu_run_batch=2,
                 peer_encodings=("none",),
                 workload_steps=2,
+                profile_steps=1,
                 subprocess_timeout_s=120.0,
             )
         raise ValueError(f"preset must be one of {PRESETS}, got {name!r}.")

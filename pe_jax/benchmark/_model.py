@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from pe_jax.benchmark._profile import op_profile
 from pe_jax.benchmark._timing import measure_chain
 from pe_jax.evaluation import evaluate
 from pe_jax.nn import TransformerConfig
@@ -310,3 +311,23 @@ def eval_sweep(
         "num_compilations": result["num_compilations"],
         "xla_compilations": counter.count,
     }
+
+
+def profile_train_step(model: ReferenceModel, encoding: str, *, steps: int) -> dict[str, Any]:
+    """The per-op profile (`_profile.op_profile`) of `steps` training steps of `model`."""
+    with jax.set_mesh(make_mesh()):
+        program, state, keys = build_program(model, encoding)
+        hlo = program.step.lower(state, keys, jnp.int32(0)).compile().as_text()
+        state, _ = program.step(state, keys, jnp.int32(0))
+        jax.block_until_ready(state)
+        box = [state]
+
+        def run():
+            for i in range(steps):
+                box[0], _ = program.step(box[0], keys, jnp.int32(i + 1))
+            jax.block_until_ready(box[0])
+
+        run()  # warm
+        config = model.model_config(encoding)
+        matrix = model.batch_size * config.num_heads * model.train_width**2
+        return {"encoding": encoding, **op_profile(run, hlo, steps=steps, matrix_elements=matrix)}

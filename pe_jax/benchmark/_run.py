@@ -17,7 +17,7 @@ from pe_jax.benchmark._compare import compare_on_workload, compare_with_peer
 from pe_jax.benchmark._config import SECTIONS, BenchmarkConfig
 from pe_jax.benchmark._kernels import bias_rows, copy_floor, matmul_floor, rope_rows
 from pe_jax.benchmark._memory import MemoryRequest, forward_memory
-from pe_jax.benchmark._model import eval_sweep, time_train_step
+from pe_jax.benchmark._model import eval_sweep, profile_train_step, time_train_step
 from pe_jax.benchmark._peers import best_threads, peers_available
 from pe_jax.benchmark._summary import check_targets
 from pe_jax.benchmark._timing import load_average, machine_info
@@ -160,7 +160,8 @@ def run_benchmark(
       log: where progress lines go.
 
     Returns:
-      {"machine", "config", "sections", "floors", "rope", "bias", "train", "seeds", "sweep",
+      {"machine", "config", "sections", "floors", "rope", "bias", "train", "profile", "seeds",
+      "sweep",
       "memory", "peers", "targets", "load_average_end", "wall_s"}; sections not run are absent.
 
     Raises:
@@ -214,6 +215,14 @@ def run_benchmark(
         for row in out["train"]["rows"]:
             if matmul_rate and row.get("flops_per_s"):
                 row["fraction_of_matmul"] = row["flops_per_s"] / matmul_rate
+    if "profile" in sections:
+        out["profile"] = profile_train_step(
+            config.model, config.profile_encoding, steps=config.profile_steps
+        )
+        log(
+            f"profile: {out['profile']['ms_per_step']:.0f} ms of ops a step, "
+            + ", ".join(f"{k['kind']} {k['ms']:.0f}" for k in out["profile"]["kinds"])
+        )
     if "seeds" in sections:
         out["seeds"] = _seeds_section(config, out.get("train"), log)
     if "sweep" in sections:

@@ -197,6 +197,30 @@ def format_table(results: dict[str, Any]) -> str:
                 f"{d['compilations']} compilation(s)."
             ]
         )
+    if "profile" in results:
+        pr = results["profile"]
+        out += [
+            "",
+            f"Per-op profile of the training step ({pr['encoding']}): "
+            f"{pr['ms_per_step']:.0f} ms of ops a step",
+        ]
+        out += _table(
+            ["kind", "attention-sized", "ms a step", "ops"],
+            [
+                [
+                    k["kind"],
+                    "yes" if k["attention_sized"] else "no",
+                    f"{k['ms']:.1f}",
+                    str(k["ops"]),
+                ]
+                for k in pr["kinds"]
+            ],
+        )
+        out += ["", "Longest copies by output shape"]
+        out += _table(
+            ["shape", "ms a step", "ops"],
+            [[str(c["shape"]), f"{c['ms']:.1f}", str(c["ops"])] for c in pr["copies"]],
+        )
     if "seeds" in results:
         out += ["", "Seeds in one program (seed_loop vmap or map) vs sequential runs"]
         out += _table(

@@ -11,7 +11,10 @@ eq. 4, without the tiling):
     dq = ds k * scale,  dk = ds^T q * scale,  dbias = ds (summed over broadcast axes).
 
 It keeps e in one heads-major [B, H, L, S] float32 array as the only [B, H, L, S] residual,
-where XLA's automatic gradient of the same forward stores and copies several. Masked logits are
+where XLA's automatic gradient of the same forward stores and copies several, and writes every
+product as a heads-major batched matrix product (`_bmm`), so that no [B, H, L, S] matrix is
+transposed (measured: two such copies a layer fewer than the einsum form, 1.25x faster
+attention forward + backward at B, L, H, K = 128, 80, 8, 8 on this project's CPU). Masked logits are
 set to a large finite negative number, as `jax.nn.dot_product_attention` does, so a row whose
 keys are all masked averages v uniformly; their gradient to q, k and bias is zero.
 """
@@ -61,16 +64,15 @@ def _attention(q, k, v, bias, mask, scale):
 
 
 def _forward(q, k, v, bias, mask, scale):
-    s = jnp.einsum("blhk,bshk->bhls", q, k, preferred_element_type=jnp.float32) * scale
+    s = _bmm(_heads(q), _heads_t(k)) * scale  # [B, H, L, S]
     if bias is not None:
         s = s + bias.astype(jnp.float32)
     if mask is not None:
         s = jnp.where(mask, s, _MASKED)
     e = jnp.exp(s - jnp.max(s, axis=-1, keepdims=True))  # [B, H, L, S]
-    denom = jnp.sum(e, axis=-1)  # [B, H, L]
-    out = jnp.einsum("bhls,bshk->blhk", e, v.astype(jnp.float32))
-    out = out / jnp.swapaxes(denom, 1, 2)[..., None]  # deferred normalisation
-    return out.astype(v.dtype), (e, denom, out)
+    denom = jnp.sum(e, axis=-1, keepdims=True)  # [B, H, L, 1]
+    out = _bmm(e, _heads(v)) / denom  # [B, H, L, K]; deferred normalisation
+    return jnp.transpose(out, (0, 2, 1, 3)).astype(v.dtype), (e, denom, out)
 
 
 def _fwd(q, k, v, bias, mask, scale):
@@ -80,21 +82,45 @@ def _fwd(q, k, v, bias, mask, scale):
 
 def _bwd(scale, residuals, g):
     q, k, v, e, denom, out, mask, bias = residuals
-    g = g.astype(jnp.float32)
-    p = e * (1.0 / denom)[..., None]  # [B, H, L, S]
-    dv = jnp.einsum("bhls,blhk->bshk", p, g)
-    dp = jnp.einsum("blhk,bshk->bhls", g, v.astype(jnp.float32))
-    delta = jnp.swapaxes(jnp.sum(g * out, axis=-1), 1, 2)[..., None]  # [B, H, L, 1]
+    g = _heads(g)  # [B, H, L, K]
+    p = e * (1.0 / denom)  # [B, H, L, S]
+    dv = _bmm(jnp.swapaxes(g, 2, 3), p)  # [B, H, K, S]
+    dp = _bmm(g, _heads_t(v))  # [B, H, L, S]
+    delta = jnp.sum(g * out, axis=-1, keepdims=True)  # [B, H, L, 1]
     ds = p * (dp - delta)
     if mask is not None:
         ds = jnp.where(mask, ds, 0.0)
-    dq = jnp.einsum("bhls,bshk->blhk", ds, k.astype(jnp.float32)) * scale
-    dk = jnp.einsum("bhls,blhk->bshk", ds, q.astype(jnp.float32)) * scale
+    dq = _bmm(ds, _heads(k)) * scale  # [B, H, L, K]
+    dk = _bmm(_heads_t(q), ds) * scale  # [B, H, K, S]
     dbias = None
     if bias is not None:
         dbias = _sum_to(ds, bias.shape).astype(bias.dtype)
     dmask = None  # bool input: no cotangent
+    dq = jnp.transpose(dq, (0, 2, 1, 3))  # [B, L, H, K]
+    dk, dv = (jnp.transpose(x, (0, 3, 1, 2)) for x in (dk, dv))  # [B, S, H, K]
     return dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype), dbias, dmask
+
+
+def _heads(x: jax.Array) -> jax.Array:
+    """[B, L, H, K] -> float32 [B, H, L, K] (a transpose of a small tensor)."""
+    return jnp.transpose(x.astype(jnp.float32), (0, 2, 1, 3))
+
+
+def _heads_t(x: jax.Array) -> jax.Array:
+    """[B, L, H, K] -> float32 [B, H, K, L]."""
+    return jnp.transpose(x.astype(jnp.float32), (0, 2, 3, 1))
+
+
+def _bmm(a: jax.Array, b: jax.Array) -> jax.Array:
+    """[B, H, M, N] @ [B, H, N, P] -> float32 [B, H, M, P].
+
+    Every product of the pass is written in this one form, the batched matrix product whose
+    operands XLA:CPU takes as they are laid out: the [B, H, L, S] matrices (e, p, ds) enter
+    as stored and only the small [B, H, L, K] operands are transposed. Written as einsums over
+    [B, L, H, K] operands, XLA transposed e and ds (two [B, H, L, S] copies a layer).
+    """
+    dims = (((3,), (2,)), ((0, 1), (0, 1)))
+    return jax.lax.dot_general(a, b, dims, preferred_element_type=jnp.float32)
 
 
 def _sum_to(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
