@@ -8,7 +8,7 @@ import numpy as np
 from flax import nnx
 
 from pe_jax._validate import check_int_positions
-from pe_jax.nn._attention import Attention, causal_mask, combine_masks
+from pe_jax.nn._attention import Attention, causal_mask, combine_masks, over_tokens
 from pe_jax.nn._base import Encoding, default_positions
 from pe_jax.nn._config import TransformerConfig
 from pe_jax.nn._registry import make_encoding
@@ -28,8 +28,8 @@ class MLP(nnx.Module):
         self.relu = config.activation == "relu"
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        h = self.up(x)
-        return self.down(jax.nn.relu(h) if self.relu else jax.nn.gelu(h))
+        h = over_tokens(self.up, x)
+        return over_tokens(self.down, jax.nn.relu(h) if self.relu else jax.nn.gelu(h))
 
 
 class Block(nnx.Module):
@@ -333,7 +333,7 @@ class Transformer(nnx.Module):
             new_cache.append(layer_cache)
         if self.final_norm is not None:
             x = self.final_norm(x)
-        logits = self.head(x).astype(jnp.float32)
+        logits = over_tokens(self.head, x).astype(jnp.float32)
         return logits, (None if cache is None else new_cache)
 
     def _attention_mask(
