@@ -1,6 +1,9 @@
 """Useful tokens/s of the reference training step: the previous behaviour vs today's defaults.
 
-  python -m experiments.throughput [encoding, default rope] [rounds, default 5]
+  python -m experiments.throughput [encoding, default rope] [rounds, default 5] [out.md]
+
+With a third argument, the table is also written to that Markdown file (which the README
+quotes).
 
 A: a length per example padded to the training width, attention via
    `jax.nn.dot_product_attention` (train.length_sampling="per_example", attention_impl="xla"),
@@ -62,8 +65,10 @@ def _worker(conn, encoding: str, sampling: str, impl: str) -> None:
         conn.send(("programs", program.traces[0]))
 
 
-def main(encoding: str = "rope", rounds: int = 5) -> None:
+def main(encoding: str = "rope", rounds: int = 5, markdown: str | None = None) -> None:
     import numpy as np
+
+    from pe_jax.benchmark._timing import machine_info
 
     context = multiprocessing.get_context("spawn")
     sides = {}
@@ -87,7 +92,7 @@ def main(encoding: str = "rope", rounds: int = 5) -> None:
             elapsed, useful = side["conn"].recv()
             side["times"].append(elapsed)
             side["useful"].append(useful)
-    rates = {}
+    rates, rows = {}, []
     for name, side in sides.items():
         side["conn"].send(None)
         programs = side["conn"].recv()[1]
@@ -98,8 +103,33 @@ def main(encoding: str = "rope", rounds: int = 5) -> None:
             f"{encoding} {name}: {step_ms:.1f} ms/step, useful tokens/s {rates[name]:.0f}, "
             f"{programs} training program(s), XLA_FLAGS={side['flags']!r}"
         )
-    print(f"{encoding}: B/A useful tokens/s {rates['B_today'] / rates['A_previous']:.2f}x")
+        rows.append(
+            f"| {name} | {step_ms:.0f} | {rates[name]:.0f} | {programs} | `{side['flags']!r}` |"
+        )
+    ratio = rates["B_today"] / rates["A_previous"]
+    print(f"{encoding}: B/A useful tokens/s {ratio:.2f}x")
+    if markdown:
+        m = machine_info()
+        lines = [
+            f"Useful tokens/s of the reference training step ({encoding}; reverse, lengths "
+            "1..40, 5 post-LN blocks, width 64, 8 heads, batch 128): A = a length per example "
+            "padded to 80 slots, `jax.nn.dot_product_attention`, XLA's default flags (the tree "
+            "before the throughput work); B = one length per batch in width buckets of 16, the "
+            "CPU attention, the entry points' flags. Two processes taking turns, median of "
+            f"{rounds} rounds of {STEPS} steps; {m['cpu_count']} CPUs ({m['processor']}), "
+            f"JAX {m['jax_version']}, load average {m['load_average']} at the end.",
+            "",
+            "| side | ms/step | useful tokens/s | training programs | XLA_FLAGS |",
+            "|---|---|---|---|---|",
+            *rows,
+            "",
+            f"B/A useful tokens/s: **{ratio:.2f}x** (target >= 2x: "
+            f"{'met' if ratio >= 2 else 'NOT met'}).",
+        ]
+        with open(markdown, "w") as f:
+            f.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
-    main(*(sys.argv[1:2] or ["rope"]), *([int(sys.argv[2])] if len(sys.argv) > 2 else []))
+    args = sys.argv[1:]
+    main(args[0] if args else "rope", int(args[1]) if len(args) > 1 else 5, *args[2:3])

@@ -94,7 +94,8 @@ def _mb(value) -> str:
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    """A Markdown table, after a blank line (a table must not continue its caption's paragraph)."""
+    lines = ["", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
