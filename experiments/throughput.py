@@ -68,7 +68,7 @@ def _worker(conn, encoding: str, sampling: str, impl: str) -> None:
 def main(encoding: str = "rope", rounds: int = 5, markdown: str | None = None) -> None:
     import numpy as np
 
-    from pe_jax.benchmark._timing import machine_info
+    from pe_jax.benchmark import machine_info
 
     context = multiprocessing.get_context("spawn")
     sides = {}

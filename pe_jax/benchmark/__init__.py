@@ -7,6 +7,7 @@ from pe_jax.benchmark._config import PRESETS, SECTIONS, BenchmarkConfig, base_en
 from pe_jax.benchmark._model import ReferenceModel
 from pe_jax.benchmark._run import run_benchmark, write_results
 from pe_jax.benchmark._summary import check_targets, format_table
+from pe_jax.benchmark._timing import machine_info
 
 __all__ = [
     "PRESETS",
@@ -16,6 +17,7 @@ __all__ = [
     "base_encodings",
     "check_targets",
     "format_table",
+    "machine_info",
     "run_benchmark",
     "write_results",
 ]
