@@ -111,6 +111,11 @@ def test_not_learned_run_is_marked_and_left_out_of_orderings_and_aggregates(tmp_
     assert "No paired comparison" in text.split("### Paired comparisons (copy)")[1]
     findings = paths["findings"].read_text()
     assert "rope on copy: not learned (0/3 models pass EM >= 0.99 at T=4)" in findings
+    # Its scores are shown beside the input-blind baseline, as description, never ranked.
+    line = next(x for x in findings.splitlines() if x.startswith("- rope on copy"))
+    closest = float(line.split("closest model's validation EM ")[1].split(";")[0])
+    assert 0.4 < closest < 0.99  # the curve's in-distribution EM, 0.5 up to sampling
+    assert "OOD EM 0.99" in line and "descriptive only" in line
     assert not [line for line in findings.splitlines() if " > " in line and "copy" in line]
     gains = {r["task"]: r for r in parse_tables(text)["Gains"]}
     assert gains["copy"]["status"] == "rope not learned"

@@ -225,9 +225,21 @@ def _run_sentences(tv: TaskVerdict, v: RunVerdict) -> list[str]:
         chosen = format_rate(v.chosen_rate)
         rate = f"; learning rate {chosen} chosen of [{grid}] on in-dist. validation"
     if not v.any_learned:
+        # Descriptive only (how far from the gate, what it scores): never an ordering.
+        closest = float(np.max(v.validation[v.selected]))
+        ood_em, ood_tok = (
+            float(np.mean(v.split_mean(m, "out"))) for m in ("exact_match", "token_accuracy")
+        )
+        scores = f"OOD EM {_f(ood_em)}, tok. acc. {_f(ood_tok)}"
+        if tv.baselines:
+            blind = (
+                tv.baseline_mean("input_blind", m, "out") for m in ("exact_match", "token_accuracy")
+            )
+            scores += " (input-blind EM {}, tok. acc. {})".format(*map(_f, blind))
         return [
             f"{run.encoding} on {tv.task}: not learned ({v.gate_label.split('(')[-1].rstrip(')')}"
-            f" models pass {gate}){rate}; shown marked, left out of orderings and aggregates."
+            f" models pass {gate}){rate}; closest model's validation EM {_f(closest)}; "
+            f"{scores}, descriptive only; shown marked, left out of orderings and aggregates."
         ]
     n, total = int(v.counted.sum()), int(v.selected.sum())
     mean, _, low, high = v.spread("exact_match", "out")
