@@ -318,14 +318,13 @@ def profile_train_step(model: ReferenceModel, encoding: str, *, steps: int) -> d
     with jax.set_mesh(make_mesh()):
         program, state, keys = build_program(model, encoding)
         hlo = program.step.lower(state, keys, jnp.int32(0)).compile().as_text()
-        state, _ = program.step(state, keys, jnp.int32(0))
-        jax.block_until_ready(state)
-        box = [state]
+        state, _ = program.step(state, keys, jnp.int32(0))  # compiles
 
         def run():
+            nonlocal state
             for i in range(steps):
-                box[0], _ = program.step(box[0], keys, jnp.int32(i + 1))
-            jax.block_until_ready(box[0])
+                state, _ = program.step(state, keys, jnp.int32(i + 1))
+            jax.block_until_ready(state)
 
         run()  # warm
         config = model.model_config(encoding)
