@@ -7,6 +7,7 @@ import pytest
 from test_reporting import fake_results, parse_tables
 
 from pe_jax.reporting import accuracy_figure, judge, load_runs, write_report
+from pe_jax.reporting._format import below
 from pe_jax.runfiles import read_results, write_examples
 
 LENGTHS = [1, 2, 3, 4, 6, 8, 12, 16]  # train max 4: OOD = 6..16
@@ -140,6 +141,18 @@ def test_gate_recorded_by_the_trainer_overrides_the_computed_one(tmp_path):
     text, _ = report(tmp_path)
     assert parse_tables(text)["copy"][0]["gate"] == "1/3"
     assert "none on copy: learned by 1/3 models (the trainer's gate)" in text
+
+
+def test_a_near_miss_never_reads_as_passing_the_gate(tmp_path):
+    # The trainer's held-out EM 0.98958: two decimals would print 0.99, the gate itself.
+    gate = {"threshold": 0.99, "lengths": [4], "exact_match": [0.98958, 0.95, 0.9]}
+    extra = {"learned": [False] * 3, "gate": gate}
+    write_run(tmp_path, "copy", "none", [curve(0.5)] * 3, extra=extra)
+    _, paths = report(tmp_path)
+    line = next(x for x in paths["findings"].read_text().splitlines() if "none on copy" in x)
+    assert "not learned (0/3" in line and "closest model's validation EM 0.9896;" in line
+    assert below(0.5, 0.99) == "0.50" and below(0.896, 0.9) == "0.896"
+    assert below(0.9999999, 1.0) == "0.999999"  # never rounds up to the threshold
 
 
 def test_baselines_are_table_rows_and_dashed_lines(tmp_path):

@@ -8,11 +8,11 @@ baseline comparison; gains per task, averaged only over tasks where both models 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
+from pe_jax.reporting._format import below, format_rate, interval, num
 from pe_jax.reporting._verdicts import (
     MIN_SEEDS_WITHOUT_EXAMPLES,
     Comparison,
@@ -22,27 +22,6 @@ from pe_jax.reporting._verdicts import (
 
 RANDOMIZED_PREFIXES = ("randomized_", "shifted_")
 BASELINE_TITLES = {"uniform": "uniform", "majority": "majority", "input_blind": "input-blind"}
-
-
-def _f(x: float) -> str:
-    return "—" if x is None or math.isnan(x) else f"{x:.2f}"
-
-
-def _bound(x: float) -> str:
-    """An interval bound; one that two decimals would show as 0.00 keeps a significant digit,
-    so that a bound above zero never reads as zero."""
-    if x is not None and not math.isnan(x) and x != 0 and abs(x) < 0.005:
-        return f"{x:.1g}"
-    return _f(x)
-
-
-def _interval(low: float, high: float) -> str:
-    return f"[{_bound(low)}, {_bound(high)}]"
-
-
-def format_rate(rate) -> str:
-    """A learning rate as the report writes it."""
-    return "?" if rate is None else f"{rate:g}"
 
 
 def ordered(comparison: Comparison) -> tuple[str, str, float, float, dict]:
@@ -59,8 +38,8 @@ def ordering_sentence(task: str, comparison: Comparison) -> str:
     win, lose, em_win, em_lose, stats = ordered(comparison)
     unit = "" if comparison.unit == "examples" else " (per-seed means: no per-example scores)"
     return (
-        f"{win} > {lose} on {task}: OOD EM {_f(em_win)} vs {_f(em_lose)}, paired diff "
-        f"{_f(stats['diff'])} {_interval(stats['low'], stats['high'])}, {stats['seeds']} "
+        f"{win} > {lose} on {task}: OOD EM {num(em_win)} vs {num(em_lose)}, paired diff "
+        f"{num(stats['diff'])} {interval(stats['low'], stats['high'])}, {stats['seeds']} "
         f"seed{'s' if stats['seeds'] != 1 else ''}{unit}"
     )
 
@@ -130,7 +109,7 @@ def gains_section(items: Sequence[Gain]) -> str:
     ]
     for g in items:
         diff, low, high = g.diff
-        cell = f"{diff:+.2f} {_interval(low, high)}" if g.counts else "—"
+        cell = f"{diff:+.2f} {interval(low, high)}" if g.counts else "—"
         lines.append(f"| {g.variant} | {g.base} | {g.task} | {g.status} | {cell} |")
     pairs = dict.fromkeys((g.variant, g.base) for g in items)
     lines.append("")
@@ -163,8 +142,8 @@ def comparisons_table(tv: TaskVerdict) -> str:
         if c.order == "~" and c.unit == "seed means" and s["seeds"] < MIN_SEEDS_WITHOUT_EXAMPLES:
             order = "no claim (too few seeds without per-example scores)"
         lines.append(
-            f"| {c.a} vs {c.b} | {_f(c.em_a)} | {_f(c.em_b)} | {_f(s['diff'])} "
-            f"{_interval(s['low'], s['high'])} | {s['p']:.3f} | {s['seeds']} | {unit} | "
+            f"| {c.a} vs {c.b} | {num(c.em_a)} | {num(c.em_b)} | {num(s['diff'])} "
+            f"{interval(s['low'], s['high'])} | {s['p']:.3f} | {s['seeds']} | {unit} | "
             f"{order} |"
         )
     return "\n".join(lines)
@@ -208,7 +187,7 @@ def rate_grid_table(tv: TaskVerdict) -> str:
 
 def _baseline_phrase(tv: TaskVerdict) -> str:
     parts = [
-        f"{BASELINE_TITLES[r]} {_f(tv.baseline_mean(r, 'exact_match', 'out'))}"
+        f"{BASELINE_TITLES[r]} {num(tv.baseline_mean(r, 'exact_match', 'out'))}"
         for r in ("input_blind", "majority", "uniform")
     ]
     return ", ".join(parts)
@@ -230,15 +209,19 @@ def _run_sentences(tv: TaskVerdict, v: RunVerdict) -> list[str]:
         ood_em, ood_tok = (
             float(np.mean(v.split_mean(m, "out"))) for m in ("exact_match", "token_accuracy")
         )
-        scores = f"OOD EM {_f(ood_em)}, tok. acc. {_f(ood_tok)}"
+        scores = f"OOD EM {num(ood_em)}, tok. acc. {num(ood_tok)}"
         if tv.baselines:
             blind = (
                 tv.baseline_mean("input_blind", m, "out") for m in ("exact_match", "token_accuracy")
             )
-            scores += " (input-blind EM {}, tok. acc. {})".format(*map(_f, blind))
+            scores += " (input-blind EM {}, tok. acc. {})".format(*map(num, blind))
+        threshold = rules.gate_threshold
+        if v.gate_source == "results.json":
+            threshold = (run.results.gate or {}).get("threshold", threshold)
+        closest_em = below(closest, threshold)
         return [
             f"{run.encoding} on {tv.task}: not learned ({v.gate_label.split('(')[-1].rstrip(')')}"
-            f" models pass {gate}){rate}; closest model's validation EM {_f(closest)}; "
+            f" models pass {gate}){rate}; closest model's validation EM {closest_em}; "
             f"{scores}, descriptive only; shown marked, left out of orderings and aggregates."
         ]
     n, total = int(v.counted.sum()), int(v.selected.sum())
@@ -246,14 +229,14 @@ def _run_sentences(tv: TaskVerdict, v: RunVerdict) -> list[str]:
     ext, ext_low, ext_high = v.extrapolation()
     text = (
         f"{run.encoding} on {tv.task}: learned by {n}/{total} models ({gate}){rate}; "
-        f"OOD EM {_f(mean)} {_interval(low, high)}"
+        f"OOD EM {num(mean)} {interval(low, high)}"
     )
     if tv.baselines:
         bar = tv.baseline_mean("input_blind", "exact_match", "out")
         verdict = "above" if low > bar else "not above"
         text += f", {verdict} the input-blind baseline ({_baseline_phrase(tv)})"
     text += (
-        f"; extrapolates to {ext:.2f}x {_interval(ext_low, ext_high)} the training length "
+        f"; extrapolates to {ext:.2f}x {interval(ext_low, ext_high)} the training length "
         f"(EM >= {rules.extrapolation_threshold:g} at every length up to it)."
     )
     return [text]
@@ -267,16 +250,16 @@ def findings(tasks: dict[str, TaskVerdict], gain_items: Sequence[Gain] = ()) -> 
             bar = tv.baseline_mean("input_blind", "exact_match", "in")
             out.append(
                 f"{task}: not learned at this scale — no encoding beats the input-blind baseline "
-                f"in distribution (best in-dist. EM {_f(tv.best[1])} by {tv.best[0]} vs "
-                f"input-blind {_f(bar)}); kept out of every ordering and aggregate."
+                f"in distribution (best in-dist. EM {num(tv.best[1])} by {tv.best[0]} vs "
+                f"input-blind {num(bar)}); kept out of every ordering and aggregate."
             )
         elif tv.learned_at_scale:
             bar = tv.baseline_mean("input_blind", "exact_match", "in")
             out.append(
                 f"{task}: above the input-blind baseline in distribution — best in-dist. EM "
-                f"{_f(tv.best[1])} by {tv.best[0]} vs input-blind {_f(bar)} (majority "
-                f"{_f(tv.baseline_mean('majority', 'exact_match', 'in'))}, uniform "
-                f"{_f(tv.baseline_mean('uniform', 'exact_match', 'in'))})."
+                f"{num(tv.best[1])} by {tv.best[0]} vs input-blind {num(bar)} (majority "
+                f"{num(tv.baseline_mean('majority', 'exact_match', 'in'))}, uniform "
+                f"{num(tv.baseline_mean('uniform', 'exact_match', 'in'))})."
             )
         elif tv.learned_at_scale is None:
             out.append(f"{task}: no baselines recorded; not tested against the input-blind one.")
@@ -296,7 +279,7 @@ def findings(tasks: dict[str, TaskVerdict], gain_items: Sequence[Gain] = ()) -> 
             diff, low, high = g.diff
             out.append(
                 f"{g.variant} vs {g.base} on {g.task}: gain in OOD EM {diff:+.2f} "
-                f"{_interval(low, high)}."
+                f"{interval(low, high)}."
             )
     return out
 

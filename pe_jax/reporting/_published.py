@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from pe_jax.reporting._findings import _f, _interval
+from pe_jax.reporting._format import interval, num
 from pe_jax.reporting._verdicts import TaskVerdict
 
 VERDICTS = ("reproduced", "contradicted", "cannot tell")
@@ -65,8 +65,8 @@ def judge_published(claim: Published, tv: TaskVerdict | None) -> tuple[str, str]
     if c.a != claim.better:
         diff, low, high = -diff, -high, -low
     evidence = (
-        f"paired diff {claim.better} − {claim.worse} in OOD EM {_f(diff)} "
-        f"{_interval(low, high)}, {s['seeds']} seed{'s' if s['seeds'] != 1 else ''}"
+        f"paired diff {claim.better} − {claim.worse} in OOD EM {num(diff)} "
+        f"{interval(low, high)}, {s['seeds']} seed{'s' if s['seeds'] != 1 else ''}"
     )
     if c.order == "~":
         return "cannot tell", evidence + " (interval includes zero)"

@@ -16,11 +16,11 @@ from pe_jax.reporting._findings import (
     comparisons_table,
     findings,
     findings_markdown,
-    format_rate,
     gains,
     gains_section,
     rate_grid_table,
 )
+from pe_jax.reporting._format import format_rate
 from pe_jax.reporting._results import METRICS, Run, default_metric, nearest_length, tidy_rows
 from pe_jax.reporting._verdicts import DEFAULT_RULES, Rules, TaskVerdict, judge, judge_task
 
