@@ -124,6 +124,11 @@ def test_not_learned_run_is_marked_and_left_out_of_orderings_and_aggregates(tmp_
     assert gains["reverse"]["status"] == "both learned"
     mean = float(text.split("vs rope: mean gain ")[1].split()[0])
     assert mean == pytest.approx(0.8, abs=0.05)  # reverse alone, not the copy gain
+    # findings.md carries the same mean, so a page quoting it has the aggregate too
+    assert (
+        f"- randomized_rope vs rope: mean gain {mean:+.2f} over 1 task(s) where both are "
+        "learned (reverse)." in findings
+    )
     assert "over 1 task(s) where both are learned (reverse)" in text
     # The plot draws each not-learned model dotted, never as a solid mean line.
     fig = accuracy_figure(load_runs(tmp_path))

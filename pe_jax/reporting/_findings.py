@@ -111,19 +111,25 @@ def gains_section(items: Sequence[Gain]) -> str:
         diff, low, high = g.diff
         cell = f"{diff:+.2f} {interval(low, high)}" if g.counts else "—"
         lines.append(f"| {g.variant} | {g.base} | {g.task} | {g.status} | {cell} |")
-    pairs = dict.fromkeys((g.variant, g.base) for g in items)
     lines.append("")
-    for variant, base in pairs:
+    lines += [f"- {sentence}" for sentence in mean_gains(items)]
+    return "\n".join(lines)
+
+
+def mean_gains(items: Sequence[Gain]) -> list[str]:
+    """Per (variant, base): the mean gain over the tasks where both are learned, or why none."""
+    out = []
+    for variant, base in dict.fromkeys((g.variant, g.base) for g in items):
         counted = [g for g in items if (g.variant, g.base) == (variant, base) and g.counts]
         if counted:
             mean = float(np.mean([g.diff[0] for g in counted]))
-            lines.append(
-                f"- {variant} vs {base}: mean gain {mean:+.2f} over {len(counted)} task(s) "
+            out.append(
+                f"{variant} vs {base}: mean gain {mean:+.2f} over {len(counted)} task(s) "
                 f"where both are learned ({', '.join(g.task for g in counted)})."
             )
         else:
-            lines.append(f"- {variant} vs {base}: no task where both are learned; no mean.")
-    return "\n".join(lines)
+            out.append(f"{variant} vs {base}: no task where both are learned; no mean.")
+    return out
 
 
 def comparisons_table(tv: TaskVerdict) -> str:
@@ -281,7 +287,7 @@ def findings(tasks: dict[str, TaskVerdict], gain_items: Sequence[Gain] = ()) -> 
                 f"{g.variant} vs {g.base} on {g.task}: gain in OOD EM {diff:+.2f} "
                 f"{interval(low, high)}."
             )
-    return out
+    return out + mean_gains(gain_items)
 
 
 def findings_markdown(items: Sequence[str], *, heading: str = "## Findings") -> str:
