@@ -9,9 +9,10 @@ Generalization of Transformers").
   python -m experiments.sweep report --workdir=runs/deletang_ruoss \
       --config=configs/sweeps/deletang_ruoss.py
 
-The rerun (arg ""): 3 tasks (sort, reverse, duplicate: the ones this cap learned in earlier
-runs) x the rope and learned pairs (each base encoding and its randomized variant) = 12 runs,
-what one core affords in a session (~2.5 core-hours). "full": 6 tasks (sort, reverse,
+The rerun (arg ""): 3 tasks (sort, reverse, duplicate: picked before the rerun, from earlier
+runs under older rules; which of them the cap learns is in the report) x the rope and learned
+pairs (each base encoding and its randomized variant) = 12 runs, 12-16 minutes each on one
+core at the 2,000-step cap. "full": 6 tasks (sort, reverse,
 duplicate, missing_duplicate, odds_first, binary addition) x 11 encodings (none, then rope,
 learned, alibi, sinusoidal, transformer_xl, each followed by its randomized variant) = 66
 runs (~15 core-hours). Each run trains 5 seeds at each of 2 learning rates (10 models) in one
