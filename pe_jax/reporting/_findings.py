@@ -221,10 +221,7 @@ def _run_sentences(tv: TaskVerdict, v: RunVerdict) -> list[str]:
                 tv.baseline_mean("input_blind", m, "out") for m in ("exact_match", "token_accuracy")
             )
             scores += " (input-blind EM {}, tok. acc. {})".format(*map(num, blind))
-        threshold = rules.gate_threshold
-        if v.gate_source == "results.json":
-            threshold = (run.results.gate or {}).get("threshold", threshold)
-        closest_em = below(closest, threshold)
+        closest_em = below(closest, v.gate_threshold)
         return [
             f"{run.encoding} on {tv.task}: not learned ({v.gate_label.split('(')[-1].rstrip(')')}"
             f" models pass {gate}){rate}; closest model's validation EM {closest_em}; "

@@ -80,6 +80,7 @@ class RunVerdict:
       validation: float [M] held-out exact match at the gate lengths.
       learned: bool [M] passed the gate.
       gate_source: "results.json" (the trainer's gate) or "report" (computed here).
+      gate_threshold: the exact match the gate asked for (the trainer's, when it recorded one).
       rates: the learning-rate grid, ascending.
       rate_validation: mean validation per rate, aligned with `rates`.
       chosen_rate: the rate with the best validation.
@@ -91,6 +92,7 @@ class RunVerdict:
     validation: np.ndarray
     learned: np.ndarray
     gate_source: str
+    gate_threshold: float
     rates: tuple
     rate_validation: tuple[float, ...]
     chosen_rate: object
@@ -174,10 +176,12 @@ def judge_run(run: Run, rules: Rules = DEFAULT_RULES) -> RunVerdict:
         validation = np.asarray(held_out, np.float64)
     else:
         validation = em[:, np.isin(run.lengths, lengths)].mean(1)
+    threshold = rules.gate_threshold
     if run.results.learned is not None and len(run.results.learned) == num_models:
         learned, source = np.asarray(run.results.learned, bool), "results.json"
+        threshold = gate.get("threshold", threshold)
     else:
-        learned, source = validation >= rules.gate_threshold, "report"
+        learned, source = validation >= threshold, "report"
     rate_of = [m["learning_rate"] for m in run.models]
     rates = tuple(sorted(set(rate_of), key=lambda r: (r is None, r or 0.0)))
     per_rate = tuple(float(np.mean(validation[[r == rate for r in rate_of]])) for rate in rates)
@@ -189,6 +193,7 @@ def judge_run(run: Run, rules: Rules = DEFAULT_RULES) -> RunVerdict:
         validation=validation,
         learned=learned,
         gate_source=source,
+        gate_threshold=threshold,
         rates=rates,
         rate_validation=per_rate,
         chosen_rate=chosen,
