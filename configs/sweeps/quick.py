@@ -55,6 +55,7 @@ def get_config(arg: str | None = None):
             encoding("alibi", "alibi"),
         ],
         seeds=(0, 1, 2, 3, 4),
+        protocol="decoder",
     )
     c.metric = "exact_match"
     if smoke:
