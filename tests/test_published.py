@@ -128,3 +128,34 @@ def test_the_report_writes_the_claims_from_the_manifest(tmp_path):
     assert "Our mean reciprocal rank (descriptive) over copy, reverse: none 1.000, rope 0.500" in (
         report
     )
+
+
+def test_a_pilot_proposes_each_tasks_budget_from_steps_to_gate(tmp_path):
+    def gates(path, curves):
+        lines = [
+            {"step": step, "event": "gate", "gate": {"exact_match": list(values)}}
+            for step, values in zip((100, 200, 300, 400), zip(*curves, strict=True), strict=True)
+        ]
+        (path / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+    rates = [{"seed": 0, "learning_rate": r} for r in (1e-3, 3e-3)]
+    models = {"models": rates, "seeds": [0], "steps": 1000}
+    fast = write_run(tmp_path, "copy", "none", [curve(0.9)] * 2, extra=models)
+    gates(fast, [(0.5, 0.96, 0.99, 1.0), (0.2, 0.5, 0.97, 1.0)])  # lr 1e-3 reaches at 200
+    slow = write_run(tmp_path, "copy", "rope", [curve(0.1)] * 2, extra=models)
+    gates(slow, [(0.1, 0.3, 0.5, 0.6), (0.2, 0.4, 0.8, 0.95)])  # lr 3e-3 reaches at 400
+    never = write_run(tmp_path, "sort", "rope", [curve(0.1)] * 2, extra=models)
+    gates(never, [(0.1, 0.2, 0.3, 0.4), (0.1, 0.2, 0.83, 0.5)])
+    manifest = {"name": "p", "runs": [], "sweep_config": {"pilot": True}}
+    (tmp_path / "sweep.json").write_text(json.dumps(manifest))
+    paths = write_report(tmp_path, log=lambda _: None)
+    text = paths["pilot"].read_text()
+    # copy: the slowest encoding (rope, 400 steps) x 1.25 -> 500, rounded to the interval.
+    assert "- copy: 500 steps (set by rope)." in text
+    assert (
+        "- sort: out of reach at this scale — no encoding reached the gate within 1000 steps"
+        in (text)
+    )
+    assert "rope: best 0.830 at step 300 (lr 0.003)" in text
+    assert "| copy | none | exact_match >= 0.95 | 0.001 | 200 | 1.000 (400) |" in text
+    assert (tmp_path / "pilot_curves.png").exists() and (tmp_path / "pilot_curves.pdf").exists()

@@ -11,11 +11,13 @@ CONFIGS = [
     ("quick", "smoke"),
     ("kazemnejad", ""),
     ("kazemnejad", "smoke"),
+    ("kazemnejad", "pilot"),
     ("deletang_ruoss", ""),
     ("deletang_ruoss", "full"),
     ("deletang_ruoss", "published_lengths"),
     ("deletang_ruoss", "published_architecture"),
     ("deletang_ruoss", "smoke"),
+    ("deletang_ruoss", "pilot"),
     ("catalogue", ""),
     ("smoke", ""),
 ]
@@ -94,3 +96,22 @@ def test_refresh_manifest_rewrites_the_report_fields(tmp_path):
     assert again["sweep_config"]["overrides"] == {"train": {"until": 0.99}}
     assert again["sweep_config"]["published"] == published
     assert again["sweep_config"]["gate"] == {"metric": "exact_match", "threshold": 0.95}
+
+
+def test_pilots_train_one_seed_per_rate_with_the_gate_over_the_training_range():
+    for name in ("kazemnejad", "deletang_ruoss"):
+        sweep = importlib.import_module(f"configs.sweeps.{name}").get_config("pilot")
+        assert sweep.pilot and tuple(sweep.seeds) == (0,)
+        for run in expand_sweep(sweep):
+            train = run.config.train
+            assert len(train.learning_rates) >= 2 and train.until is None
+            assert train.gate_lengths >= train.max_length  # every training length
+    rope = next(
+        r
+        for r in expand_sweep(importlib.import_module("configs.sweeps.kazemnejad").get_config(""))
+        if r.encoding == "rope"
+    )
+    model = rope.config.model
+    # RoPE at 25% of a 64-dim head rotates 16 dims, as published.
+    assert model.width // model.num_heads == 64
+    assert model.encoding_options.rotary_fraction * 64 == 16

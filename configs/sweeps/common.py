@@ -73,4 +73,12 @@ def sweep_config(
     # (`published_numbers`), "aggregates": [{"kind", ..., "source"}]}; facts from the papers,
     # each with its source.
     c.published = published or {"numbers": [], "aggregates": []}
+    # A pilot sweep (one seed per learning rate, the gate over the whole training range every
+    # `gate_every` steps): its report adds steps-to-gate and each task's proposed budget.
+    c.pilot = False
     return c
+
+
+# A pilot's gate: every training length (the trainer clips the count to the training range),
+# 128 held-out examples each (>= 1,000 in all for a range of 8 lengths or more).
+PILOT_GATE = {"gate_lengths": 1000, "gate_samples": 128, "gate_every": 250}

@@ -63,7 +63,7 @@ Results: experiments/results/deletang_ruoss/ (report.md is generated from the ru
 import ml_collections
 
 from configs import addition, duplicate, missing_duplicate, odds_first, reverse, sort
-from configs.sweeps.common import encoding, fixed_budget, sweep_config
+from configs.sweeps.common import PILOT_GATE, encoding, fixed_budget, sweep_config
 
 # Ordered by what this machine's cap can learn (the 2026-11-29 runs learned sort and reverse
 # with some encodings, duplicate with a few, and none of the others), so that a partial sweep
@@ -85,6 +85,7 @@ RANDOM_MAX = 2048
 # dropout 0.1) instead of the reduced one, to show whether an ordering survives it.
 LENGTHS = {
     "": (16, 64),
+    "pilot": (16, 64),
     "full": (16, 64),
     "published_lengths": (40, 500),
     "published_architecture": (16, 64),
@@ -93,6 +94,12 @@ LENGTHS = {
 # encoding whose published ordering it judges; "full" runs every task and encoding.
 RERUN_TASKS = ("sort", "reverse", "duplicate")
 RERUN_BASES = ("rope", "learned")
+# The pilot (arg "pilot"): the tasks and encodings issue "Reach" names (rope, learned, alibi
+# and sinusoidal, each beside its randomized variant), one seed at each rate, up to
+# PILOT_STEPS steps, the gate over every training length every 250 steps.
+PILOT_TASKS = ("sort", "reverse", "duplicate", "odds_first", "missing_duplicate")
+PILOT_BASES = ("rope", "learned", "alibi", "sinusoidal")
+PILOT_STEPS = 3000
 
 
 # Ruoss et al. 2023's headline is an aggregate: "+12.0% test accuracy on average" of the
@@ -117,7 +124,8 @@ PUBLISHED = {
 def get_config(arg: str | None = None):
     """arg: "" (the rerun: 3 tasks x the rope and learned pairs, train to 16), "full" (every
     task and encoding), "published_lengths" (train to 40, test to 500), "published_architecture"
-    (the published model, train to 16) or "smoke"."""
+    (the published model, train to 16), "pilot" (one seed per rate, 3,000 steps: sizes each
+    task's budget) or "smoke"."""
     arg = arg or ""
     if arg not in (*LENGTHS, "smoke"):
         raise ValueError(f"arg must be one of {(*LENGTHS, 'smoke')}, got {arg!r}.")
@@ -154,6 +162,11 @@ def get_config(arg: str | None = None):
         base = [t for t in base if t["label"] == "sort"]
         encodings = [e for e in encodings if e["label"] in ("rope", "randomized_rope")]
         name = "Encoder protocol, the published architecture: sort, rope vs randomized_rope"
+    elif arg == "pilot":
+        base = [t for t in base if t["label"] in PILOT_TASKS]
+        keep = {*PILOT_BASES, *(f"randomized_{b}" for b in PILOT_BASES)}
+        encodings = [e for e in encodings if e["label"] in keep]
+        name = "Encoder protocol (Deletang et al. 2023 / Ruoss et al. 2023), reduced scale: pilot"
     elif arg not in ("full", "published_lengths", "smoke"):
         base = [t for t in base if t["label"] in RERUN_TASKS]
         keep = {*RERUN_BASES, *(f"randomized_{b}" for b in RERUN_BASES)}
@@ -163,10 +176,11 @@ def get_config(arg: str | None = None):
         name=name,
         tasks=base,
         encodings=encodings,
-        seeds=(0, 1, 2, 3, 4),
+        seeds=(0,) if arg == "pilot" else (0, 1, 2, 3, 4),
         protocol="encoder",
         published=PUBLISHED,
     )
+    c.pilot = arg == "pilot"
     c.metric = "token_accuracy"  # the published metric of this protocol
     if smoke:
         c.overrides = ml_collections.ConfigDict({"train": {"steps": 10}})
@@ -186,10 +200,12 @@ def get_config(arg: str | None = None):
             "train": fixed_budget(
                 learning_rates=(1e-3, 3e-3),
                 warmup_steps=100,
-                steps=1000 if arg == "published_architecture" else 2000,  # every model's
+                # every model's
+                steps={"published_architecture": 1000, "pilot": PILOT_STEPS}.get(arg, 2000),
                 schedule="cosine",  # published constant; decay helps in 1,000 steps
                 min_length=1,  # train lengths 1..train_max (published 1..40)
                 max_length=train_max,
+                **(PILOT_GATE if arg == "pilot" else {}),
             ),
             "eval": {
                 "lengths": (),  # dense: every length min_length..max_length

@@ -46,6 +46,6 @@ def pvalue(p: float | None) -> str:
 
 
 def p_is(p: float | None, name: str = "p") -> str:
-    """"p = 0.0123", "p < 0.001" or "p —" for a sentence."""
+    """ "p = 0.0123", "p < 0.001" or "p —" for a sentence."""
     text = pvalue(p)
     return f"{name} {text}" if text.startswith(("<", "—")) else f"{name} = {text}"

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pe_jax.reporting._findings import findings, findings_markdown, gains, sensitivity
+from pe_jax.reporting._pilot import write_pilot_report
 from pe_jax.reporting._plots import plot_accuracy_vs_length, plot_ood_vs_cost
 from pe_jax.reporting._published import published_section, published_sentences
 from pe_jax.reporting._results import load_runs, missing_runs, read_manifest
@@ -109,5 +110,9 @@ def write_report(
     paths["report"].write_text(text)
     items = [*findings(verdicts, gains(verdicts)), *published]
     paths["findings"].write_text(findings_markdown(items, heading="# Findings", rules=rules) + "\n")
+    if sweep.get("pilot"):
+        paths["pilot"] = write_pilot_report(
+            runs, out, title=title or manifest.get("name") or "", rules=rules
+        )
     log(f"report of {len(runs)} runs written to {paths['report']}")
     return paths
