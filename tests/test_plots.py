@@ -150,3 +150,14 @@ def test_cost_plot_reads_cpu_seconds_per_step_and_names_the_runs_without_it(runs
     assert "model:rope" not in points
     assert "CPU time per step relative to NoPE" in ax.get_xlabel()
     assert "Left out" in ax.get_xlabel() and "rope" in ax.get_xlabel().split("Left out")[1]
+
+
+def test_a_panel_no_model_learned_says_so_once(tmp_path):
+    write_run(tmp_path, "none", [curve(0.1)] * 2, learned=[False] * 2)
+    write_run(tmp_path, "rope", [curve(0.2)] * 2, learned=[False] * 2)
+    ax = accuracy_figure(load_runs(tmp_path)).axes[0]
+    assert "Not learned by any model of any encoding" in ax.get_xlabel()
+    assert sorted(line.get_gid() for line in ax.lines if "learned" in line.get_gid()) == [
+        "not_learned:none",
+        "not_learned:rope",
+    ]

@@ -150,6 +150,8 @@ def not_learned_caption(verdicts: Sequence[RunVerdict]) -> str:
             parts.append(f"{v.run.encoding}: {selected - counted} of {selected} models")
     if not parts:
         return ""
+    if len(verdicts) > 1 and not any(v.any_learned for v in verdicts):
+        return "Not learned by any model of any encoding (every line faded)."
     return "Not learned (left out of lines and bands): " + "; ".join(parts) + "."
 
 
