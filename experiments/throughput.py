@@ -2,8 +2,8 @@
 
   python -m experiments.throughput [encoding, default rope] [rounds, default 5] [out.md]
 
-With a third argument, the table is also written to that Markdown file (which the README
-quotes).
+With a third argument, the table is also written to that Markdown file (which
+docs/performance.md quotes).
 
 A: a length per example padded to the training width, attention via
    `jax.nn.dot_product_attention` (train.length_sampling="per_example", attention_impl="xla"),

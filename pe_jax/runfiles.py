@@ -37,8 +37,9 @@ EXAMPLES = "examples.npz"
 # "schema_version" and have exactly the fields of version 1, so an absent version reads as 1.
 # Version 2 adds the models axis and the gate: models, gate, learned, steps_trained, until
 # (absent, hence None, in version 1 files, whose per-model axis is the seeds), and the optional
-# baselines and compile_s.
-SCHEMA_VERSION = 2
+# baselines and compile_s. Version 3 adds the optional cpu_seconds_per_step and compile_seconds
+# (absent, hence None, in older files).
+SCHEMA_VERSION = 3
 # Fields written even when None: in version 2, "until": null says the run trained to the cap.
 _WRITTEN_AS_NULL = ("until",)
 
@@ -179,6 +180,13 @@ class Results:
       compile_s: {"train": seconds, "eval": seconds} spent tracing, lowering and compiling the
         training programs (init and every length bucket's step) and the evaluation programs
         (sampler and buckets) in this session; None in files older than schema version 2.
+      cpu_seconds_per_step: process CPU seconds (every thread, user and system) per training
+        step after the first, leaving out the gate, checkpoints and compilations: the cost of
+        a step, unlike `time_per_step_s` unaffected by other work on the machine. None in files
+        older than schema version 3, and in a session that ran fewer than two steps.
+      compile_seconds: process CPU seconds of this session's first training step, which
+        compiles the step program (or loads it from the compilation cache) and runs it once.
+        None in files older than schema version 3.
       schema_version: the file's schema (SCHEMA_VERSION when written now).
     """
 
@@ -201,6 +209,8 @@ class Results:
     eval_time_s: float | None = None
     num_compilations: dict[str, int] | None = None
     compile_s: dict[str, float] | None = None
+    cpu_seconds_per_step: float | None = None
+    compile_seconds: float | None = None
     jax_version: str | None = None
     backend: str | None = None
     device_kind: str | None = None

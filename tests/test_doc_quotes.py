@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 
+from experiments.quote_findings import QUOTING_DOCS
 from pe_jax.reporting import quote_findings, quote_paths, quoted, stale_quotes
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ("README.md", "experiments/results/README.md")
+DOCS = QUOTING_DOCS  # README.md, docs/performance.md, experiments/results/README.md
 
 
 def test_quoted_drops_the_title_and_prefixes_every_line():
@@ -45,3 +46,13 @@ def test_docs_quote_the_committed_findings_verbatim(doc):
     path = ROOT / doc
     assert quote_paths(path), f"{doc} quotes no generated findings"
     assert stale_quotes(path) == [], "run: python -m experiments.quote_findings"
+
+
+def test_every_doc_that_quotes_is_checked():
+    quoting = {
+        str(path.relative_to(ROOT))
+        for pattern in ("*.md", "docs/*.md", "experiments/results/*.md")
+        for path in ROOT.glob(pattern)
+        if quote_paths(path)
+    }
+    assert quoting <= set(DOCS), "add the doc to experiments/quote_findings.QUOTING_DOCS"

@@ -76,8 +76,8 @@ def test_version_2_adds_the_models_axis_and_the_gate(tmp_path):
     models = [{"seed": 0, "learning_rate": 1e-3}, {"seed": 1, "learning_rate": 1e-3}]
     new = dict(models=models, gate=gate, learned=[True, False], steps_trained=[20, 20])
     results = Results(**data, **new)  # written now: the current version, until off
-    assert results.schema_version == SCHEMA_VERSION == 2
-    assert results.to_json() == {**data, **new, "until": None, "schema_version": 2}
+    assert results.schema_version == SCHEMA_VERSION
+    assert results.to_json() == {**data, **new, "until": None, "schema_version": SCHEMA_VERSION}
     write_results(tmp_path, results)
     assert read_results(tmp_path) == results
     stopped = Results.from_json({**results.to_json(), "until": 0.9, "steps_trained": [12, 20]})
@@ -85,7 +85,6 @@ def test_version_2_adds_the_models_axis_and_the_gate(tmp_path):
 
 
 def test_compile_seconds_round_trip_in_a_version_2_file(tmp_path):
-    assert SCHEMA_VERSION == 2
     compile_s = {"train": 12.5, "eval": 3.25}
     data = {**old_file(), "compile_s": compile_s, "until": None, "schema_version": 2}
     results = Results.from_json(data)
@@ -94,6 +93,20 @@ def test_compile_seconds_round_trip_in_a_version_2_file(tmp_path):
     write_results(tmp_path, results)
     assert read_results(tmp_path) == results
     assert Results.from_json(old_file()).compile_s is None  # optional: older files load
+
+
+def test_version_3_adds_cpu_time_per_step_and_older_files_load_without_it(tmp_path):
+    assert SCHEMA_VERSION == 3
+    version_2 = {**old_file(), "until": None, "schema_version": 2}
+    old = Results.from_json(version_2)
+    assert old.cpu_seconds_per_step is None and old.compile_seconds is None
+    assert old.to_json() == version_2  # nothing added on the way through
+    data = {**version_2, "cpu_seconds_per_step": 0.052, "compile_seconds": 4.5}
+    data["schema_version"] = 3
+    results = Results.from_json(data)
+    assert (results.cpu_seconds_per_step, results.compile_seconds) == (0.052, 4.5)
+    write_results(tmp_path, results)
+    assert read_results(tmp_path) == results
 
 
 def test_hand_made_file_without_runner_fields_round_trips():

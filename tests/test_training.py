@@ -32,7 +32,9 @@ def quiet(_):
 def two_seed_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("two_seeds")
     config = tiny(seeds=(0, 1))
-    return workdir, train_and_evaluate(config, workdir, log=quiet)
+    lines = []
+    results = train_and_evaluate(config, workdir, log=lines.append)
+    return workdir, results, lines
 
 
 def _final_params(workdir):
@@ -45,7 +47,7 @@ def _final_params(workdir):
 
 
 def test_results_file_has_what_every_run_records(two_seed_run):
-    workdir, results = two_seed_run
+    workdir, results, _ = two_seed_run
     on_disk = json.loads((workdir / "results.json").read_text())
     assert on_disk["seeds"] == [0, 1]
     acc = np.asarray(on_disk["metrics"]["token_accuracy"])
@@ -53,6 +55,8 @@ def test_results_file_has_what_every_run_records(two_seed_run):
     assert ((acc >= 0) & (acc <= 1)).all()
     for key in ("num_params", "train_time_s", "time_per_step_s", "jax_version", "backend"):
         assert key in on_disk
+    # CPU time of the steps after the first (compiling) one, which is timed apart.
+    assert 0 < on_disk["cpu_seconds_per_step"] < on_disk["compile_seconds"]
     assert on_disk["num_compilations"]["train_step"] == 1  # a whole curriculum, one program
     # lengths 1, 2, 4 share the width-8 bucket; 8 needs 16: two model programs + the sampler
     assert on_disk["num_compilations"]["evaluation"] == 3
@@ -65,8 +69,17 @@ def test_results_file_has_what_every_run_records(two_seed_run):
     assert records[-1]["event"] == "eval"
 
 
+def test_log_lines_lead_with_exact_match_and_rates_leave_out_compiling(two_seed_run):
+    _, results, lines = two_seed_run
+    assert lines[-1].startswith("done: exact match in-distribution")
+    rates = [float(line.split("steps/s")[0].split()[-1]) for line in lines if "steps/s" in line]
+    # Compiling is left out of the rate: no line is slowed by the first step's compile.
+    step_time = results["cpu_seconds_per_step"]
+    assert len(rates) == 2 and all(rate > 0.1 / step_time for rate in rates)
+
+
 def test_vmapped_seed_equals_single_run(two_seed_run, tmp_path):
-    workdir, _ = two_seed_run
+    workdir, _, _ = two_seed_run
     train_and_evaluate(tiny(seeds=(1,)), tmp_path, log=quiet)
     both = _final_params(workdir)
     single = _final_params(tmp_path)
@@ -78,7 +91,7 @@ def test_vmapped_seed_equals_single_run(two_seed_run, tmp_path):
 
 def test_seed_loops_train_the_same_models(two_seed_run, tmp_path):
     # The default on CPU is seed_loop="auto" -> "map"; "vmap" batches the seeds instead.
-    workdir, _ = two_seed_run
+    workdir, _, _ = two_seed_run
     train_and_evaluate(tiny(seeds=(0, 1), **{"train.seed_loop": "vmap"}), tmp_path, log=quiet)
     for a, b in zip(_final_params(workdir), _final_params(tmp_path), strict=True):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
@@ -102,7 +115,7 @@ def test_seed_loops_initialise_the_same_models_bit_for_bit():
 
 
 def test_finished_run_is_not_retrained_and_other_config_is_refused(two_seed_run):
-    workdir, results = two_seed_run
+    workdir, results, _ = two_seed_run
     mtime = (workdir / "results.json").stat().st_mtime_ns
     again = train_and_evaluate(tiny(seeds=(0, 1)), workdir, log=quiet)
     assert again == json.loads((workdir / "results.json").read_text())

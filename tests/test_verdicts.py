@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from test_reporting import fake_results, parse_tables
 
-from pe_jax.reporting import judge, load_runs, write_report
+from pe_jax.reporting import accuracy_figure, judge, load_runs, write_report
 from pe_jax.reporting._format import below
 from pe_jax.reporting._verdicts import choose_rate
 from pe_jax.runfiles import read_results, write_examples
@@ -172,6 +172,31 @@ def test_not_learned_runs_are_left_out_and_gains_average_with_an_interval(tmp_pa
     assert mean == pytest.approx(0.8, abs=0.05)  # reverse alone
     low, high = (float(x) for x in mean_line.split("[")[1].split("]")[0].split(","))
     assert low < mean < high and "over 1 task(s) where both are learned (reverse)" in mean_line
+    # The plot draws a not-learned run as one faded line, never as a mean of learned ones.
+    fig = accuracy_figure(load_runs(tmp_path))
+    gids = [line.get_gid() for ax in fig.axes for line in ax.lines]
+    assert "model:rope" in gids  # reverse
+    copy_ax = next(ax for ax in fig.axes if ax.get_title().startswith("copy"))
+    copy_lines = {line.get_gid(): line for line in copy_ax.lines}
+    assert "model:rope" not in copy_lines
+    assert copy_lines["not_learned:rope"].get_alpha() < 0.5
+
+
+def test_baselines_are_table_rows_and_distinct_dashed_lines(tmp_path):
+    write_run(tmp_path, "copy", "none", [curve(0.9)] * 2, extra={"baselines": baselines()})
+    text, _ = report(tmp_path)
+    rows = {r["encoding"]: r for r in parse_tables(text)["copy"]}
+    for title, em, tok in (("uniform", 1.0, 50.0), ("majority", 2.0, 55.0),
+                           ("input-blind", 5.0, 60.0)):  # fmt: skip
+        row = rows[f"baseline: {title}"]
+        assert float(row["EM in-dist. %"]) == em and float(row["tok. in-dist. %"]) == tok
+    for metric in ("exact_match", "token_accuracy"):
+        lines = accuracy_figure(load_runs(tmp_path), metric=metric).axes[0].lines
+        dashed = {line.get_gid() for line in lines if line.get_linestyle() == "--"}
+        assert dashed == {"baseline:uniform", "baseline:majority", "baseline:input_blind"}
+        assert len({str(line._dash_pattern) for line in lines if line.get_gid() in dashed}) == 3
+        base = next(line for line in lines if line.get_gid() == "baseline:input_blind")
+        np.testing.assert_allclose(base.get_ydata(), baselines()["input_blind"][metric])
 
 
 def test_learning_rate_rule_never_reads_ood_and_breaks_ties_on_purpose(tmp_path):

@@ -43,6 +43,7 @@ from pe_jax.training._gate import apply_until
 from pe_jax.training._mesh import check_divisible, make_mesh
 from pe_jax.training._settings import Settings, settings_from_config
 from pe_jax.training._step import make_train_program, model_keys
+from pe_jax.training._step_clock import StepClock
 
 
 def check_config(config: ml_collections.ConfigDict) -> tuple[Settings, jax.sharding.Mesh]:
@@ -268,11 +269,12 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log, cloc
         write_results(workdir, results)
     # A rerun on any process must find results.json, and nobody may leave before it exists.
     barrier("pe_jax:results")
-    ood = results.summary["token_accuracy"]["out_of_distribution"]
-    ind = results.summary["token_accuracy"]["in_distribution"]
+    em, acc = results.summary["exact_match"], results.summary["token_accuracy"]
     log(
-        f"done: in-distribution acc {np.round(ind, 3)}, out-of-distribution acc "
-        f"{np.round(ood, 3)}; {sum(results.learned)}/{len(results.learned)} models learned "
+        f"done: exact match in-distribution {np.round(em['in_distribution'], 3)}, "
+        f"out-of-distribution {np.round(em['out_of_distribution'], 3)}; token accuracy "
+        f"{np.round(acc['in_distribution'], 3)} and {np.round(acc['out_of_distribution'], 3)}; "
+        f"{sum(results.learned)}/{len(results.learned)} models learned "
         f"(gate exact match >= {s.gate_threshold}); compiled {program.traces[0]} training and "
         f"{ev['num_compilations']} evaluation programs in {compile_s['train']:.1f} s and "
         f"{compile_s['eval']:.1f} s"
@@ -324,13 +326,15 @@ def _train_loop(program, state, keys, s: Settings, start, manager, workdir, log,
     gate every `gate_every` steps and stops once every model is done (`train.until`).
 
     The steady time per step leaves out the compilations after the first step (the first
-    steps of other length buckets), as read from the `CompileClock` `clock`.
+    steps of other length buckets), as read from the `CompileClock` `clock`; the CPU time per
+    step (`StepClock`) leaves out the gate and the checkpoints too.
     """
     pending: list[tuple[int, dict]] = []
     t_start = time.perf_counter()
     t_first = None  # time after the first (compiling) step
     wall_first = None  # the same moment on the compile clock's time.time() scale
     steps_run = 0
+    steps_clock = StepClock(clock)
     writer = open(workdir / METRICS, "a") if is_primary() else contextlib.nullcontext()
     # A run resumed after every model was done has nothing left to train.
     last = start if start and fetch(state["control"]["done"]).all() else s.steps
@@ -342,16 +346,19 @@ def _train_loop(program, state, keys, s: Settings, start, manager, workdir, log,
             if t_first is None:
                 jax.block_until_ready(metrics)
                 t_first, wall_first = time.perf_counter(), time.time()
+                steps_clock.first_step_done()
             done = step + 1
             gate_due = done % s.gate_every == 0 or done == s.steps  # flushed before the gate
             if gate_due or done % s.log_every == 0 or done % s.checkpoint_every == 0:
-                _flush(pending, metrics_file, done, s, t_first, steps_run, start, log)
+                _flush(pending, metrics_file, done, s, steps_clock, steps_run, log)
                 pending = []
             stop = False
             if gate_due:
-                state, stop = _run_gate(program, state, keys, s, done, metrics_file, log)
+                with steps_clock.paused():
+                    state, stop = _run_gate(program, state, keys, s, done, metrics_file, log)
             if done % s.checkpoint_every == 0 or done == s.steps or stop:
-                save_checkpoint(manager, done, state)
+                with steps_clock.paused():
+                    save_checkpoint(manager, done, state)
             if stop:
                 break
     total = time.perf_counter() - t_start
@@ -364,10 +371,12 @@ def _train_loop(program, state, keys, s: Settings, start, manager, workdir, log,
         "train_time_s": total,
         "time_per_step_s": steady,
         "steps_run_this_session": steps_run,
+        "cpu_seconds_per_step": steps_clock.cpu_seconds_per_step(steps_run - 1),
+        "compile_seconds": steps_clock.first_step_cpu_s,
     }
 
 
-def _flush(pending, metrics_file, done, s: Settings, t_first, steps_run, start, log):
+def _flush(pending, metrics_file, done, s: Settings, steps_clock, steps_run, log):
     """Fetches the pending metrics (one host sync per interval), checks them, logs a line.
 
     Every process fetches and checks (so all stop together on a NaN); `metrics_file` is None
@@ -387,8 +396,7 @@ def _flush(pending, metrics_file, done, s: Settings, t_first, steps_run, start, 
     if metrics_file is not None:
         metrics_file.flush()
     last = fetched[-1]
-    elapsed = time.perf_counter() - t_first if t_first else 0.0
-    rate = (steps_run - 1) / elapsed if elapsed > 0 and steps_run > 1 else float("nan")
+    rate = steps_clock.steps_per_second(steps_run - 1)  # compilations left out
     eta = (s.steps - done) / rate if rate == rate and rate > 0 else 0.0
     log(
         f"step {done}/{s.steps}  loss {np.mean(last['loss']):.4f}  "
