@@ -49,7 +49,9 @@ def resolve_config_file(spec: str) -> tuple[Path, str | None]:
     """(file, arg) of `spec` = "<path or name>[:<arg>]".
 
     A path that exists (from the working directory) wins; otherwise the name, or the path
-    read as one ("configs/copy.py" -> "copy"), is looked up in `config_names()`.
+    read as one ("configs/copy.py" -> "copy"), is looked up in `config_names()`; a name found
+    in no folder there may be a file name alone when only one file has it ("smoke" for
+    "sweeps/smoke").
 
     Raises:
       ValueError: neither a file nor a config name, with the close matches.
@@ -64,6 +66,9 @@ def resolve_config_file(spec: str) -> tuple[Path, str | None]:
     name = _as_name(where)
     if name in names:
         return names[name], arg
+    by_stem = [n for n in names if n.rpartition("/")[2] == name]
+    if len(by_stem) == 1:  # "smoke" for "sweeps/smoke" when no other config is so named
+        return names[by_stem[0]], arg
     as_path = where.endswith(".py") or "/" in where
     matches = close_matches(name, names)
     shown = [f"{PACKAGE}/{m}.py" if as_path else m for m in matches]

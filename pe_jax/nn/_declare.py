@@ -112,16 +112,17 @@ def register_encoding(cls: type[Encoding]) -> type[Encoding]:
     Its constructor takes any of the structural arguments the model passes (width D,
     num_heads H, head_dim K, causal, rngs: nnx.Rngs, by those names) and keyword options,
     each with a default, which configs set as model.encoding_options. It overrides the hooks
-    of its place; every other hook is the identity:
-      embed(x [B, L, D], positions int32 [B, L]) -> [B, L, D]          (input)
-      rotate(q [B, L, H, K], k [B, S, H, K], q_positions [B, L], k_positions [B, S])
-        -> (q, k) of the same shapes                                   (query_key)
-      bias(q_positions [B, L], k_positions [B, S]) -> float32 [1|B, H, L, S] or None,
-        added to the scaled logits                                     (logits)
+    of its place; every other hook is the identity. Positions are int32, [L] or [B, L] (keys:
+    [S] or [B, S]); a bias without a batch axis is [1, H, L, S]:
+      embed(x [B, L, D], positions) -> [B, L, D]                           (input)
+      rotate(q [B, L, H, K], k [B, S, H, K], q_positions, k_positions) -> (q, k), same shapes
+                                                                           (query_key)
+      bias(q_positions, k_positions) -> float32 [1|B, H, L, S] or None, added to the scaled
+        logits                                                             (logits)
       content_logits(q, k, q_positions, k_positions, *, mask) -> float32 [B, H, L, S] or None,
-        added to q.k before the 1/sqrt(K) scaling (set uses_content = True)   (content)
+        added to q.k before the 1/sqrt(K) scaling; declare uses_content = True   (content)
       input_bias(x [B, L, D], q, k, q_positions, k_positions) -> float32 [B, 1|H, L, S] or
-        None, added like bias                                          (data_dependent)
+        None, added like bias                                              (data_dependent)
     Constructor checks raise ValueError naming the option; `check_options` runs them before
     anything is trained.
 
