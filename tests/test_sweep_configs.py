@@ -18,6 +18,8 @@ CONFIGS = [
     ("deletang_ruoss", "smoke"),
     ("catalogue", ""),
     ("smoke", ""),
+    ("compare", ""),
+    ("compare", "smoke,task=reverse,protocol=decoder,encodings=t5;none,seeds=0;1,steps=30"),
 ]
 
 
