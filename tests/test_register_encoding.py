@@ -34,10 +34,6 @@ def registry(monkeypatch):
     """A private copy of the registry, so a test's registrations do not outlive it."""
     monkeypatch.setattr(_declare, "_CLASSES", dict(_declare._CLASSES))
     monkeypatch.setattr(_declare, "_NAMES", dict(_declare._NAMES))
-    import pe_jax.nn._registry as registry_module
-
-    monkeypatch.setattr(registry_module, "_CLASSES", _declare._CLASSES)
-    monkeypatch.setattr(registry_module, "_NAMES", _declare._NAMES)
 
 
 def test_the_same_70_names_as_before():

@@ -27,6 +27,19 @@ _CLASSES: dict[str, type[Encoding]] = {}
 _NAMES: dict[str, tuple[str | None, str]] = {}
 
 
+def registered_names() -> list[str]:
+    """Every registered name, sorted."""
+    return sorted(_NAMES)
+
+
+def lookup(name: str) -> tuple[str | None, type[Encoding]] | None:
+    """(mode, adapter class) of a registered `name` (mode as in `variant_names`), else None."""
+    if not isinstance(name, str) or name not in _NAMES:
+        return None
+    mode, base = _NAMES[name]
+    return mode, _CLASSES[base]
+
+
 def variant_names(cls: type[Encoding]) -> dict[str, tuple[str | None, str]]:
     """The names a declared class registers: its own, and with `takes_positions`
     "randomized_<name>" and "shifted_<name>" (plus "randomized_positions_<name>" with

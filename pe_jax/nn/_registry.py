@@ -36,7 +36,7 @@ from pe_jax.nn import (  # noqa: F401
     _adapters_rope_variants,
 )
 from pe_jax.nn._base import Delegating, Encoding
-from pe_jax.nn._declare import _CLASSES, _NAMES, STRUCTURAL, option_parameters
+from pe_jax.nn._declare import STRUCTURAL, lookup, option_parameters, registered_names
 from pe_jax.nn._randomized_distances import RandomizedDistances
 
 DEFAULT_RANDOMIZED_MAX_LENGTH = 2048  # Ruoss et al. 2023 sample from [0, 2048).
@@ -98,17 +98,18 @@ class RandomizedPositions(Delegating):
 def list_encodings() -> list[str]:
     """All registered encoding names, sorted (the built-in ones and any `register_encoding`
     added)."""
-    return sorted(_NAMES)
+    return registered_names()
 
 
 def _lookup(name) -> tuple[str | None, type[Encoding]]:
-    if not isinstance(name, str) or name not in _NAMES:
+    found = lookup(name)
+    if found is None:
+        names = registered_names()
         raise ValueError(
-            f"unknown encoding {name!r}.{did_you_mean(name, _NAMES)} "
-            f"pe_jax.nn.list_encodings() lists the {len(_NAMES)} names."
+            f"unknown encoding {name!r}.{did_you_mean(name, names)} "
+            f"pe_jax.nn.list_encodings() lists the {len(names)} names."
         )
-    mode, base = _NAMES[name]
-    return mode, _CLASSES[base]
+    return found
 
 
 def _option_defaults(mode: str | None, cls: type[Encoding]) -> dict[str, object]:

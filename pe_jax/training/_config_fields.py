@@ -21,8 +21,6 @@ from pe_jax.config_files import load_config
 
 class _ConfigFileParser(flags.ArgumentParser):
     def parse(self, argument):
-        if isinstance(argument, ml_collections.ConfigDict):
-            return argument
         config = load_config(argument)
         if isinstance(config, ml_collections.ConfigDict):
             config.lock()  # a misspelled field is an error, not a new field
@@ -42,7 +40,8 @@ class _FieldParser(flags.ArgumentParser):
     def parse(self, argument):
         value = argument
         if self.seen and field_type(self.config, self.path) is tuple:
-            value = tuple(self.config[self.path] or ()) + parse_field("", argument, tuple)
+            parsed = parse_field(f"config.{self.path}", argument, tuple)
+            value = tuple(self.config[self.path] or ()) + parsed
         set_field(self.config, self.path, value)
         self.seen = True
         return self.config[self.path]
