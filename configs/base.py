@@ -57,9 +57,9 @@ def base_config(*, task: str, protocol: str) -> ml_collections.ConfigDict:
     c.task = task  # a name from pe_jax.tasks.list_tasks() (or registered by `imports`)
     c.task_options = ml_collections.ConfigDict()  # keyword options of that task
     c.protocol = protocol  # "encoder" (Deletang/Ruoss) or "decoder" (Kazemnejad)
-    # Modules imported before the config is checked, where encodings and tasks of your own
-    # are registered: dotted module names, or .py paths from the working directory ("a;b").
-    c.imports = ()
+    # c.imports (optional; absent = none, so older runs' configs are unchanged): modules
+    # imported before the config is checked, where encodings and tasks of your own are
+    # registered: dotted module names, or .py paths from the working directory ("a.py;b.py").
     c.seeds = (0,)  # seeds trained together in one vmapped program
     # (seeds, data) device mesh; unset = (1, all devices)
     c.mesh_shape = config_dict.placeholder(tuple)

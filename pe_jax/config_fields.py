@@ -25,6 +25,9 @@ from pe_jax._names import did_you_mean
 # Free-form mappings of keyword options (a task's, an encoding's): their entries are whatever
 # the task or encoding accepts, so a key=value may add one; the owner checks it.
 OPTION_FIELDS = ("task_options", "encoding_options")
+# Fields a config may lack, with their types: set_field adds one when it is first set, so
+# the config.json of a run without it stays as it was (and its finished run is still found).
+OPTIONAL_FIELDS = {"imports": tuple}
 BOOL_TEXT = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _BOOL_ALLOWED = "true or false (text: true/false, 1/0, yes/no, any case)"
 
@@ -138,7 +141,8 @@ def field_type(config: ml_collections.ConfigDict, path: str) -> type | None:
 def set_field(config: ml_collections.ConfigDict, path: str, value, *, where: str = "config"):
     """Sets the dotted field `path` of `config` to `value`, parsed by `parse_field`.
 
-    The field must exist, except an entry of an option mapping (`OPTION_FIELDS`, e.g.
+    The field must exist, except an optional top-level field (`OPTIONAL_FIELDS`, added with
+    its type) and an entry of an option mapping (`OPTION_FIELDS`, e.g.
     "model.encoding_options.base"): that one is added or replaced, its text read as a Python
     literal when it is one, and left to the encoding's (or task's) own checks. A locked config
     (as config flags load it) stays locked.
@@ -171,6 +175,11 @@ def set_field(config: ml_collections.ConfigDict, path: str, value, *, where: str
             if leaf in node:
                 del node[leaf]  # an option may change type (500 -> 500.0); its owner checks it
             node[leaf] = option
+        return config
+    if not parents and leaf in OPTIONAL_FIELDS and leaf not in node:
+        parsed = parse_field(name, value, OPTIONAL_FIELDS[leaf])
+        with node.unlocked():
+            node[leaf] = parsed
         return config
     if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
         known = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []

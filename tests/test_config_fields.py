@@ -134,3 +134,12 @@ def test_config_imports_name_a_missing_module_or_file(tmp_path):
         import_modules([str(tmp_path / "imports_prob.py")])
     (module,) = import_modules([str(tmp_path / "imports_probe.py")])
     assert module.VALUE == 3 and import_modules([str(tmp_path / "imports_probe.py")]) == [module]
+
+
+def test_imports_is_added_only_when_set():
+    """A config without imports is the config of before (its finished runs are still found)."""
+    assert "imports" not in get_config()
+    for config in (from_arg("imports", "a.py;pkg.mod"), from_flag("imports", "a.py;pkg.mod")):
+        assert config.imports == ("a.py", "pkg.mod")
+    with pytest.raises(ValueError, match="config.imprts"):
+        from_arg("imprts", "a.py")

@@ -58,9 +58,8 @@ def get_config(arg: str | None = None):
         seeds=tuple(int(s) for s in _split(items["seeds"])),
     )
     c.overrides = ml_collections.ConfigDict(
-        {
-            "imports": tuple(_split(items["imports"])),  # every run imports them first
-            "train": {"steps": int(items.get("steps", task.train.steps))},
-        }
+        {"train": {"steps": int(items.get("steps", task.train.steps))}}
     )
+    if _split(items["imports"]):
+        c.overrides.imports = tuple(_split(items["imports"]))  # every run imports them first
     return c
