@@ -9,7 +9,7 @@ from __future__ import annotations
 import ml_collections
 from ml_collections import config_dict
 
-from pe_jax.training import set_field
+from pe_jax.config_fields import set_field
 
 PRESETS = ("smoke", "published")
 
@@ -54,16 +54,21 @@ def task_config(
 def base_config(*, task: str, protocol: str) -> ml_collections.ConfigDict:
     """Every field of an experiment config, commented."""
     c = ml_collections.ConfigDict()
-    c.task = task  # a name from pe_jax.tasks.list_tasks()
+    c.task = task  # a name from pe_jax.tasks.list_tasks() (or registered by `imports`)
     c.task_options = ml_collections.ConfigDict()  # keyword options of that task
     c.protocol = protocol  # "encoder" (Deletang/Ruoss) or "decoder" (Kazemnejad)
+    # c.imports (optional; absent = none, so older runs' configs are unchanged): modules
+    # imported before the config is checked, where encodings and tasks of your own are
+    # registered: dotted module names, or .py paths from the working directory ("a.py;b.py").
     c.seeds = (0,)  # seeds trained together in one vmapped program
     # (seeds, data) device mesh; unset = (1, all devices)
     c.mesh_shape = config_dict.placeholder(tuple)
 
     c.model = ml_collections.ConfigDict()
-    c.model.encoding = "rope"  # a name from pe_jax.nn.list_encodings()
-    c.model.encoding_options = ml_collections.ConfigDict()  # keyword options of the encoding
+    c.model.encoding = "rope"  # a name from pe_jax.nn.list_encodings() (or from `imports`)
+    # Keyword options of the encoding, e.g. model.encoding_options.base=500 (each checked by
+    # the encoding itself before anything is written).
+    c.model.encoding_options = ml_collections.ConfigDict()
     c.model.width = 64  # model width D (published encoder protocol: 64)
     c.model.num_heads = 4  # heads H (published: 8)
     c.model.num_layers = 2  # blocks (published: 5)
@@ -134,7 +139,7 @@ def apply_arg(config: ml_collections.ConfigDict, arg: str | None) -> ml_collecti
     `smoke` runs in seconds (tiny model, few steps); `published` sets the published protocol's
     scale. key=value pairs set dotted fields, e.g. "smoke,model.encoding=alibi,seeds=0;1".
 
-    Each value is parsed by the field's type with `pe_jax.training.set_field`, the same setter
+    Each value is parsed by the field's type with `pe_jax.config_fields.set_field`, the same setter
     that `--config.key=value` flags and sweep overrides use.
 
     Raises:

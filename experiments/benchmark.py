@@ -13,11 +13,14 @@ from pathlib import Path
 
 from absl import app, flags
 
+from experiments import _cli
 from pe_jax import runtime
+from pe_jax._names import did_you_mean
 from pe_jax.benchmark import (
     PRESETS,
     SECTIONS,
     BenchmarkConfig,
+    check_sections,
     format_table,
     run_benchmark,
     write_results,
@@ -33,6 +36,12 @@ _SECTIONS = flags.DEFINE_list("sections", list(SECTIONS), f"Sections to run, amo
 
 def main(argv):
     del argv
+    with _cli.user_errors():
+        check_sections(_SECTIONS.value)
+    if _FROM.value and not Path(_FROM.value).is_file():
+        nearby = [p.name for p in Path(_FROM.value).parent.glob("*.json")]
+        hint = did_you_mean(Path(_FROM.value).name, nearby)
+        raise app.UsageError(f"--from_json={_FROM.value!r} is not a file.{hint}")
     if _FROM.value:
         results = json.loads(Path(_FROM.value).read_text())
     else:
@@ -48,5 +57,10 @@ def main(argv):
         Path(_MARKDOWN.value).write_text(table + "\n")
 
 
+def run() -> None:
+    """The `pe-jax-benchmark` console script."""
+    _cli.run(main)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

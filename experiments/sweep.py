@@ -4,6 +4,7 @@
   python -m experiments.sweep --config=configs/sweeps/quick.py --workdir=runs/quick \
       --only=reverse/rope,*/alibi
   python -m experiments.sweep report --workdir=runs/quick
+  pe-jax-sweep --config=sweeps/smoke --workdir=runs/smoke   # installed: a config by name
   python -m experiments.sweep report --workdir=runs/quick --config=configs/sweeps/quick.py
       # the same, after first rewriting sweep.json from the config (its report fields)
   python -m experiments.sweep --config=configs/sweeps/quick.py --workdir=runs/quick --workers=2
@@ -21,20 +22,27 @@ import sys
 
 from absl import app, flags, logging
 
+from experiments import _cli
 from pe_jax import runtime
+from pe_jax._names import did_you_mean
 from pe_jax.reporting import write_report
 from pe_jax.training import (
+    check_config,
     define_config_file,
+    expand_sweep,
     initialize_distributed,
     is_primary,
     make_executor,
     parse_shard,
     refresh_manifest,
     run_sweep,
+    select_runs,
     try_claim,
 )
 
-_CONFIG = define_config_file("config", None, "Sweep config file (configs/sweeps/).")
+_CONFIG = define_config_file(
+    "config", None, "Sweep config: a file, or a name in configs/ (sweeps/smoke)."
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Sweep folder: <workdir>/<task>/<encoding>.")
 _ONLY = flags.DEFINE_list("only", [], "Run only these runs: patterns over task/encoding.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Restart runs started with another config.")
@@ -63,16 +71,20 @@ def main(argv):
     initialize_distributed()  # no-op unless the environment describes several processes
     command = argv[1:]
     if command == ["report"]:
+        _cli.check_folder("--workdir", _WORKDIR.value)
         if is_primary():
             if _CONFIG.value is not None:  # the config's report fields may have changed
-                refresh_manifest(_CONFIG.value, _WORKDIR.value)
+                with _cli.user_errors():
+                    refresh_manifest(_CONFIG.value, _WORKDIR.value)
             write_report(_WORKDIR.value, metric=_METRIC.value)
         return
     if command:
         raise app.UsageError(f"unknown command {command}; the only command is 'report'.")
     if _CONFIG.value is None:
         raise app.UsageError("--config is required to run a sweep (or use the 'report' command).")
-    parse_shard(_SHARD.value)  # a bad --shard fails before anything starts
+    with _cli.user_errors():  # a bad --shard, --only or run config fails before anything starts
+        parse_shard(_SHARD.value)
+        _check_runs(_CONFIG.value, _ONLY.value)
     executor = None
     if _EXECUTOR.value == "ray" or _WORKERS.value > 1:
         executor = make_executor(
@@ -97,6 +109,27 @@ def main(argv):
         sys.exit(f"runs failed: {sorted(outcome['failed'])}")
 
 
+def _check_runs(config, patterns) -> None:
+    """The checks `run_sweep` makes first, with --only's no-match named with the close run
+    names and labels: the sweep config, the patterns (select_runs' rule) and each selected
+    run's config (check_config)."""
+    runs = expand_sweep(config)
+    names = [r.name for r in runs] + [r.task for r in runs] + [r.encoding for r in runs]
+    for pattern in patterns:
+        try:
+            select_runs(runs, [pattern])
+        except ValueError:
+            raise ValueError(
+                f"--only={pattern} matches no run.{did_you_mean(pattern, dict.fromkeys(names))} "
+                f"Runs: {', '.join(r.name for r in runs)}."
+            ) from None
+    for run in select_runs(runs, patterns):
+        try:
+            check_config(run.config)
+        except ValueError as error:
+            raise ValueError(f"run {run.name}: {error}") from None
+
+
 def _report_if_complete(outcome) -> None:
     """Writes the report once every run is settled; of several processes finding it so, the
     one holding the sweep folder's claim writes it."""
@@ -114,5 +147,10 @@ def _report_if_complete(outcome) -> None:
         write_report(_WORKDIR.value, metric=_METRIC.value)
 
 
+def run() -> None:
+    """The `pe-jax-sweep` console script."""
+    _cli.run(main)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

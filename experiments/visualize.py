@@ -11,9 +11,10 @@ and at `--factor` times it, one row per encoding. Captions go to <out>/index.md;
 walks through the figures.
 """
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from pe_jax.explorer import write_figures
+from experiments import _cli
+from pe_jax.explorer import select_figures, write_figures
 
 _OUT = flags.DEFINE_string("out", "figures", "Folder for the PNGs and index.md.")
 _ONLY = flags.DEFINE_string(
@@ -31,6 +32,10 @@ _DPI = flags.DEFINE_integer("dpi", 100, "Dots per inch.")
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # Orbax logs every restore at INFO
+    with _cli.user_errors():
+        select_figures(_ONLY.value)
+    if _RUN.value is not None:
+        _cli.check_folder("--run", _RUN.value)
     write_figures(
         _OUT.value,
         only=_ONLY.value,
@@ -44,5 +49,10 @@ def main(argv):
     )
 
 
+def run() -> None:
+    """The `pe-jax-visualize` console script."""
+    _cli.run(main)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -5,8 +5,21 @@
 `pe_jax.evaluation` and `pe_jax.reporting` the length-generalization bench.
 """
 
-from pe_jax.encodings import *  # noqa: F403
-from pe_jax.encodings import __all__ as _encodings_all
+import importlib
 
 __version__ = "0.1.0"
-__all__ = list(_encodings_all)
+
+
+def __getattr__(name: str):
+    """The encodings (and `__all__`) load on first use, so the JAX-free low modules
+    (`pe_jax.config_fields`, `pe_jax.config_files`, ...) import without JAX."""
+    encodings = importlib.import_module("pe_jax.encodings")
+    if name == "__all__":
+        return list(encodings.__all__)
+    if name in encodings.__all__:
+        return getattr(encodings, name)
+    raise AttributeError(f"module 'pe_jax' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__getattr__("__all__")])

@@ -316,7 +316,7 @@ def test_randomized_wrapper_forwards_class_attributes():
 def test_unknown_name_and_option_raise_naming_them():
     with pytest.raises(ValueError, match="ropee") as info:
         build("ropee")
-    assert "rope_2d" in str(info.value)  # Lists the valid names.
+    assert "Did you mean 'rope'" in str(info.value)  # The close matches, on one line.
     with pytest.raises(ValueError, match="bsae") as info:
         build("rope", bsae=10.0)
     assert "base" in str(info.value)  # Lists the allowed options.

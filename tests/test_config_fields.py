@@ -100,3 +100,46 @@ def test_unknown_field_is_named():
         get_config("model.widht=3")
     with pytest.raises(ValueError, match="sweep.overrides.model.widht"):
         from_sweep("model.widht", 3)
+
+
+def test_encoding_options_from_the_argument_the_flag_and_a_sweep():
+    from pe_jax.training import check_config
+
+    by_arg = from_arg("model.encoding_options.base", "500")
+    by_flag = from_flag("model.encoding_options.base", "500")
+    sweep = smoke_sweep()
+    sweep.encodings = [dict(label="rope", name="rope", options={"base": 500})]
+    by_sweep = expand_sweep(sweep)[0].config
+    for config in (by_arg, by_flag, by_sweep):
+        assert config.model.encoding_options.to_dict() == {"base": 500}
+    check_config(by_flag)  # the encoding accepts it
+    by_flag = from_flag("model.encoding_options.base", "-1")
+    with pytest.raises(ValueError, match="base"):  # the encoding's own check refuses it
+        check_config(by_flag)
+
+
+def test_unknown_field_suggests_close_ones():
+    with pytest.raises(ValueError, match="Did you mean 'width'"):
+        get_config("model.widht=3")
+    assert "Did you mean 'width'" in flag_error("model.widht", "3")
+
+
+def test_config_imports_name_a_missing_module_or_file(tmp_path):
+    from pe_jax.user_modules import import_modules
+
+    with pytest.raises(ValueError, match="config.imports: no module named 'no_such_modul'"):
+        import_modules(["no_such_modul"])
+    (tmp_path / "imports_probe.py").write_text("VALUE = 3\n")
+    with pytest.raises(ValueError, match="Did you mean 'imports_probe.py'"):
+        import_modules([str(tmp_path / "imports_prob.py")])
+    (module,) = import_modules([str(tmp_path / "imports_probe.py")])
+    assert module.VALUE == 3 and import_modules([str(tmp_path / "imports_probe.py")]) == [module]
+
+
+def test_imports_is_added_only_when_set():
+    """A config without imports is the config of before (its finished runs are still found)."""
+    assert "imports" not in get_config()
+    for config in (from_arg("imports", "a.py;pkg.mod"), from_flag("imports", "a.py;pkg.mod")):
+        assert config.imports == ("a.py", "pkg.mod")
+    with pytest.raises(ValueError, match="config.imprts"):
+        from_arg("imprts", "a.py")

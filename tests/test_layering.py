@@ -18,21 +18,27 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SOURCES = ("pe_jax", "experiments", "configs")
 
 # package -> the pe_jax packages it may import (besides itself and the top-level low modules).
-# Top-level modules (pe_jax/_validate.py, runfiles.py, loss.py, runtime.py) count as packages
-# named after the module.
-_LOW = {"validate", "encodings", "nn", "tasks", "loss", "runfiles"}
+# Top-level modules (pe_jax/_validate.py, runfiles.py, loss.py, runtime.py, ...) count as
+# packages named after the module. The lowest (names, config_fields, config_files,
+# user_modules) import no JAX, so that config files load without it.
+_CONFIG = {"config_fields", "config_files", "user_modules"}
+_LOW = {"validate", "names", "encodings", "nn", "tasks", "loss", "runfiles"}
 ALLOWED = {
+    "names": set(),
+    "config_fields": {"names"},
+    "config_files": {"names"},
+    "user_modules": {"names"},
     "validate": set(),
     "runfiles": set(),
     "rules": set(),
     "runtime": set(),
     "encodings": {"validate"},
-    "nn": {"validate", "encodings"},
-    "tasks": {"validate"},
+    "nn": {"validate", "names", "encodings"},
+    "tasks": {"validate", "names"},
     "loss": {"nn", "tasks"},
     "reporting": {"validate", "encodings", "runfiles", "rules"},
     "evaluation": _LOW,
-    "training": _LOW | {"evaluation", "runtime"},
+    "training": _LOW | _CONFIG | {"evaluation", "runtime"},
     "explorer": _LOW - {"loss", "runfiles"} | {"evaluation", "training", "reporting"},
     "benchmark": _LOW | {"evaluation", "training"},
 }

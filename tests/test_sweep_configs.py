@@ -20,6 +20,8 @@ CONFIGS = [
     ("deletang_ruoss", "pilot"),
     ("catalogue", ""),
     ("smoke", ""),
+    ("compare", ""),
+    ("compare", "smoke,task=reverse,protocol=decoder,encodings=t5;none,seeds=0;1,steps=30"),
 ]
 
 

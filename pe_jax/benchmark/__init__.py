@@ -5,13 +5,14 @@ Imports training, evaluation, nn and encodings; nothing in the library imports i
 
 from pe_jax.benchmark._config import PRESETS, SECTIONS, BenchmarkConfig, base_encodings
 from pe_jax.benchmark._model import ReferenceModel
-from pe_jax.benchmark._run import run_benchmark, write_results
+from pe_jax.benchmark._run import check_sections, run_benchmark, write_results
 from pe_jax.benchmark._summary import check_targets, format_table
 from pe_jax.benchmark._timing import machine_info
 
 __all__ = [
     "PRESETS",
     "SECTIONS",
+    "check_sections",
     "BenchmarkConfig",
     "ReferenceModel",
     "base_encodings",

@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 
+from pe_jax._names import did_you_mean
 from pe_jax.benchmark._compare import compare_on_workload, compare_with_peer
 from pe_jax.benchmark._config import SECTIONS, BenchmarkConfig
 from pe_jax.benchmark._kernels import bias_rows, copy_floor, matmul_floor, rope_rows
@@ -145,6 +146,21 @@ def _brief(row: dict, key: str) -> str:
     return row["error"] if "error" in row else f"{row[key]:.4g}"
 
 
+def check_sections(sections) -> tuple[str, ...]:
+    """`sections` as a tuple when each is one of `SECTIONS`.
+
+    Raises:
+      ValueError: an unknown section, with the close names.
+    """
+    for section in sections:
+        if section not in SECTIONS:
+            raise ValueError(
+                f"sections: unknown section {section!r}.{did_you_mean(section, SECTIONS)} "
+                f"Sections: {', '.join(SECTIONS)}."
+            )
+    return tuple(sections)
+
+
 def run_benchmark(
     config: BenchmarkConfig,
     *,
@@ -167,9 +183,7 @@ def run_benchmark(
     Raises:
       ValueError: an unknown section name.
     """
-    unknown = sorted(set(sections) - set(SECTIONS))
-    if unknown:
-        raise ValueError(f"sections must be among {SECTIONS}, got unknown {unknown}.")
+    check_sections(sections)
     start = time.perf_counter()
     out: dict[str, Any] = {
         "machine": machine_info(),

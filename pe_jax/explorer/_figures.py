@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from pe_jax._names import did_you_mean
 from pe_jax.explorer._bias import BIAS_SIZE, plot_biases
 from pe_jax.explorer._common import DPI
 from pe_jax.explorer._ladder import (
@@ -178,7 +179,10 @@ def select_figures(only: str | Iterable[str] | None) -> list[str]:
             continue
         name = NAMES[int(item) - 1] if item.isdigit() and 1 <= int(item) <= len(NAMES) else item
         if name not in NAMES:
-            raise ValueError(f"only must name figures among {NAMES} (or 1-9), got {item!r}.")
+            raise ValueError(
+                f"only: unknown figure {item!r}.{did_you_mean(item, NAMES)} Figures: "
+                f"{', '.join(NAMES)} (or 1-{len(NAMES)})."
+            )
         chosen.append(name)
     return list(dict.fromkeys(chosen))
 

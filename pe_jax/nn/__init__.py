@@ -1,13 +1,15 @@
 """Flax NNX: encoding adapters by name, attention, the Transformer, KV-cache decoding."""
 
 from pe_jax.nn._attention import Attention, attend, attention_probs, causal_mask
-from pe_jax.nn._base import Encoding
+from pe_jax.nn._base import PLACES, Encoding
 from pe_jax.nn._config import TransformerConfig
+from pe_jax.nn._declare import register_encoding
 from pe_jax.nn._decode import decode_step, generate, init_cache
 from pe_jax.nn._registry import check_options, encoding_doc, list_encodings, make_encoding
 from pe_jax.nn._transformer import Block, Transformer
 
 __all__ = [
+    "PLACES",
     "Attention",
     "Block",
     "Encoding",
@@ -23,4 +25,5 @@ __all__ = [
     "init_cache",
     "list_encodings",
     "make_encoding",
+    "register_encoding",
 ]

@@ -28,6 +28,7 @@ from pe_jax.encodings import (
     t5_relative_bucket,
 )
 from pe_jax.nn._base import Encoding
+from pe_jax.nn._declare import register_encoding
 
 
 def _params(arrays: dict[str, jax.Array]) -> nnx.Dict:
@@ -38,6 +39,7 @@ def _values(params: nnx.Dict) -> dict[str, jax.Array]:
     return {name: param[...] for name, param in params.items()}
 
 
+@register_encoding
 class ALiBi(Encoding):
     """Attention with linear biases (Press et al. 2022, "Train Short, Test Long: Attention with
     Linear Biases Enables Input Length Extrapolation"): b_h(i, j) = -m_h (i - j), with the
@@ -50,6 +52,11 @@ class ALiBi(Encoding):
 
     Options: symmetric (False; bidirectional models only).
     """
+
+    name = "alibi"
+    place = "logits"
+    takes_positions = True
+    randomized_distances = True  # Ruoss et al.'s code samples distances
 
     # Ruoss et al.'s symmetry-breaking offset, in units of the head slope.
     LEFT_OFFSET = 0.5
@@ -77,6 +84,7 @@ class ALiBi(Encoding):
         )
 
 
+@register_encoding
 class T5RelativeBias(Encoding):
     """T5 relative attention bias (Raffel et al. 2020, "Exploring the Limits of Transfer
     Learning with a Unified Text-to-Text Transformer"): a learned scalar per head and
@@ -85,6 +93,10 @@ class T5RelativeBias(Encoding):
     Options: num_buckets (32), max_distance (128), stddev (normal init of the [num_buckets, H]
     table). `causal` comes from the model: bidirectional buckets (half per sign) when False.
     """
+
+    name = "t5"
+    place = "logits"
+    takes_positions = True
 
     attention_params = True
 
@@ -126,10 +138,15 @@ class T5RelativeBias(Encoding):
         )
 
 
+@register_encoding
 class KerpleLog(Encoding):
     """Kerple logarithmic bias (Chi et al. 2022, "KERPLE: Kernelized Relative Positional
     Embedding for Length Extrapolation"): b_h(i, j) = -r1_h log(1 + r2_h |i - j|), with
     learned r1, r2 > 0 per head."""
+
+    name = "kerple_log"
+    place = "logits"
+    takes_positions = True
 
     attention_params = True
     _kind = "log"
@@ -143,9 +160,14 @@ class KerpleLog(Encoding):
         return kerple_log_bias(q_positions, k_positions, r1=self.r1[...], r2=self.r2[...])
 
 
+@register_encoding
 class KerplePower(KerpleLog):
     """Kerple power bias (Chi et al. 2022, "KERPLE: Kernelized Relative Positional Embedding
     for Length Extrapolation"): b_h(i, j) = -r1_h |i - j|^r2_h, learned r1 > 0, 0 < r2 <= 2."""
+
+    name = "kerple_power"
+    place = "logits"
+    takes_positions = True
 
     _kind = "power"
 
@@ -153,6 +175,7 @@ class KerplePower(KerpleLog):
         return kerple_power_bias(q_positions, k_positions, r1=self.r1[...], r2=self.r2[...])
 
 
+@register_encoding
 class Sandwich(Encoding):
     """Sandwich (Chi et al. 2023, "Dissecting Transformer Length Extrapolation via the Lens of
     Receptive Field Analysis"): the inner product of two sinusoidal embeddings of i and j,
@@ -160,6 +183,10 @@ class Sandwich(Encoding):
 
     Options: dim (the sinusoid width d-bar, 128 in the paper), max_wavelength.
     """
+
+    name = "sandwich"
+    place = "logits"
+    takes_positions = True
 
     def __init__(self, num_heads: int, *, dim: int = 128, max_wavelength: float = 10000.0):
         self.num_heads = check_positive_int("num_heads", num_heads)
@@ -178,6 +205,7 @@ class Sandwich(Encoding):
         )
 
 
+@register_encoding
 class FIRE(Encoding):
     """Functional interpolation for relative positions (Li et al. 2023, "Functional
     Interpolation for Relative Positions Improves Long Context Transformers"):
@@ -186,6 +214,10 @@ class FIRE(Encoding):
     Learns the MLP, c and threshold. Options: hidden (MLP width, 32), c (0.1), threshold
     (512). Normalising by the query position makes it not translation invariant.
     """
+
+    name = "fire"
+    place = "logits"
+    takes_positions = True
 
     attention_params = True
 
@@ -205,6 +237,7 @@ class FIRE(Encoding):
         return fire_bias(q_positions, k_positions, params=_values(self.params))
 
 
+@register_encoding
 class DynamicPositionBias(Encoding):
     """Dynamic position bias (Wang et al. 2021, "CrossFormer: A Versatile Vision Transformer
     Hinging on Cross-scale Attention"): an MLP of the signed distance i - j, one output per head.
@@ -212,6 +245,10 @@ class DynamicPositionBias(Encoding):
     Options: hidden (MLP width, 32), depth (hidden layers, 2), log_distance (feed
     sign(d) log(1 + |d|), True).
     """
+
+    name = "dynamic_bias"
+    place = "logits"
+    takes_positions = True
 
     attention_params = True
 

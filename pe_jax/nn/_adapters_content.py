@@ -22,8 +22,10 @@ from pe_jax.encodings import (
     transformer_xl_logits,
 )
 from pe_jax.nn._base import Encoding
+from pe_jax.nn._declare import register_encoding
 
 
+@register_encoding
 class ShawRelative(Encoding):
     """Relative position representations of Shaw et al. 2018, "Self-Attention with Relative
     Position Representations": logits_ij += q_i . a^K_{clip(j - i, -M, M)} and, with
@@ -33,6 +35,10 @@ class ShawRelative(Encoding):
     table), per_head (one table per head instead of the paper's table shared by heads), stddev
     (normal init).
     """
+
+    name = "shaw"
+    place = "content"
+    takes_positions = True
 
     uses_content = True
     attention_params = True
@@ -93,6 +99,7 @@ class ShawRelative(Encoding):
         )
 
 
+@register_encoding
 class TransformerXLRelative(Encoding):
     """Relative terms of Transformer-XL (Dai et al. 2019, "Transformer-XL: Attentive Language
     Models Beyond a Fixed-Length Context", sec. 3.3):
@@ -101,6 +108,11 @@ class TransformerXLRelative(Encoding):
     Learns u, v [H, K] (zero init) and W_R [D_r, H, K]. Options: rel_dim D_r (default the
     model width, as in the paper), max_wavelength of the sinusoid.
     """
+
+    name = "transformer_xl"
+    place = "content"
+    takes_positions = True
+    randomized_distances = True  # Ruoss et al.'s code samples distances
 
     uses_content = True
     attention_params = True
@@ -150,6 +162,7 @@ class TransformerXLRelative(Encoding):
         )
 
 
+@register_encoding
 class CoPE(Encoding):
     """Contextual position encoding (Golovneva et al. 2024, "Contextual Position Encoding:
     Learning to Count What's Important"): positions are counts of sigmoid gates
@@ -160,6 +173,10 @@ class CoPE(Encoding):
     (one table per head), stddev (normal init; 0 gives the paper's zeros). `causal` comes from
     the model; bidirectional models count on both sides of the query.
     """
+
+    name = "cope"
+    place = "content"
+    takes_positions = False  # counts its own positions from the gates
 
     uses_content = True
     attention_params = True

@@ -15,6 +15,7 @@ from flax import nnx
 
 from pe_jax.encodings import forgetting_bias, path_logits
 from pe_jax.nn._base import Encoding
+from pe_jax.nn._declare import register_encoding
 
 
 def _check_full_pass(x: jax.Array, k: jax.Array, name: str) -> None:
@@ -25,6 +26,7 @@ def _check_full_pass(x: jax.Array, k: jax.Array, name: str) -> None:
         )
 
 
+@register_encoding
 class ForgettingGate(Encoding):
     """Forgetting gate (Lin et al. 2025, "Forgetting Transformer: Softmax Attention with a
     Forget Gate"; x-transformers' data-dependent ALiBi): per head, f_t = sigmoid(w . x_t + b)
@@ -34,6 +36,10 @@ class ForgettingGate(Encoding):
     x is the attention layer's input; no positions are used. Options: bias_init (the gate
     bias b at init, 5.0 as x-transformers: f ~ 0.993, a slow decay).
     """
+
+    name = "forgetting_gate"
+    place = "data_dependent"
+    takes_positions = False  # no positions: gates from the input
 
     attention_params = True
     supports_decoding = False
@@ -73,6 +79,7 @@ class ForgettingGate(Encoding):
         return forgetting_bias(log_gates[..., :h], log_forget_reverse=log_gates[..., h:])
 
 
+@register_encoding
 class PaTH(Encoding):
     """PaTH attention (Yang et al. 2025, "PaTH Attention: Position Encoding via Accumulating
     Householder Transformations"): logit_ij = q_i^T H_i ... H_{j+1} k_j / sqrt(K) with
@@ -84,6 +91,10 @@ class PaTH(Encoding):
     The paper's short convolution and low-rank map before w are left out: w is one linear map
     of x. Options: none.
     """
+
+    name = "path"
+    place = "data_dependent"
+    takes_positions = False  # no positions: Householder products of the input
 
     attention_params = True
     supports_decoding = False

@@ -19,6 +19,7 @@ from pe_jax._validate import (
 )
 from pe_jax.encodings import binary_positions, integer_positions, normalized_positions, sinusoidal
 from pe_jax.nn._base import Encoding
+from pe_jax.nn._declare import register_encoding
 
 
 def _add(x: jax.Array, pe: jax.Array) -> jax.Array:
@@ -26,6 +27,7 @@ def _add(x: jax.Array, pe: jax.Array) -> jax.Array:
     return x + pe.astype(x.dtype)
 
 
+@register_encoding
 class NoPE(Encoding):
     """No positional encoding (NoPE): every hook is the identity.
 
@@ -35,13 +37,22 @@ class NoPE(Encoding):
     positions; a bidirectional encoder without positions is permutation-equivariant.
     """
 
+    name = "none"
+    place = "input"
+    takes_positions = False  # no positions at all
 
+
+@register_encoding
 class IntegerEncoding(Encoding):
     """The raw integer position added to every embedding dimension: x + p.
 
     The first rung of the ladder in Fleetwood 2024, "You could have designed state of the art
     positional encoding"; unbounded, so it swamps the token embeddings as p grows.
     """
+
+    name = "integer"
+    place = "input"
+    takes_positions = True
 
     def __init__(self, width: int):
         self.width = check_positive_int("width", width)
@@ -50,6 +61,7 @@ class IntegerEncoding(Encoding):
         return _add(x, integer_positions(positions, self.width))
 
 
+@register_encoding
 class NormalizedEncoding(Encoding):
     """The position divided by a length added to every dimension: x + p / length.
 
@@ -58,6 +70,10 @@ class NormalizedEncoding(Encoding):
     so the same offset means different values at different lengths; that normaliser is 1 at
     every KV-cache decode step, so only a fixed `length` supports decoding.
     """
+
+    name = "normalized"
+    place = "input"
+    takes_positions = True
 
     def __init__(self, width: int, *, length: int | None = None):
         self.width = check_positive_int("width", width)
@@ -69,6 +85,7 @@ class NormalizedEncoding(Encoding):
         return _add(x, normalized_positions(positions, self.width, length=length))
 
 
+@register_encoding
 class BinaryEncoding(Encoding):
     """Binary digits of the position (least significant first) added to the embeddings.
 
@@ -76,6 +93,10 @@ class BinaryEncoding(Encoding):
     positional encoding". Only the first `bits` dimensions carry bits (default min(D, 31), the
     int32 limit); the remaining dimensions get 0.
     """
+
+    name = "binary"
+    place = "input"
+    takes_positions = True
 
     def __init__(self, width: int, *, bits: int | None = None):
         self.width = check_positive_int("width", width)
@@ -90,9 +111,14 @@ class BinaryEncoding(Encoding):
         return _add(x, jnp.pad(pe, pad))
 
 
+@register_encoding
 class SinusoidalEncoding(Encoding):
     """Fixed sinusoids added to the embeddings (Vaswani et al. 2017, "Attention Is All You
     Need", sec. 3.5): PE[p, 2i] = sin(p w_i), PE[p, 2i+1] = cos(p w_i), w_i = W^(-2i/D)."""
+
+    name = "sinusoidal"
+    place = "input"
+    takes_positions = True
 
     def __init__(self, width: int, *, max_wavelength: float = 10000.0):
         self.width = check_even("width", width)
@@ -103,12 +129,17 @@ class SinusoidalEncoding(Encoding):
         return _add(x, pe)
 
 
+@register_encoding
 class ScaledSinusoidalEncoding(SinusoidalEncoding):
     """Sinusoids times one learned scalar: x + alpha * PE[p], alpha initialised to D^-1/2.
 
     Hua et al. 2022, "Transformer Quality in Linear Time" (FLASH), which uses scaled sinusoids
     as its absolute encoding; the D^-1/2 initial scale follows common re-implementations.
     """
+
+    name = "scaled_sinusoidal"
+    place = "input"
+    takes_positions = True
 
     def __init__(
         self, width: int, *, max_wavelength: float = 10000.0, scale_init: float | None = None
@@ -131,6 +162,7 @@ def _concrete_max(positions: jax.Array) -> int | None:
     return int(values.max()) if values.size else None
 
 
+@register_encoding
 class LearnedEncoding(Encoding):
     """A learned table of absolute position embeddings, x + E[p], E ~ normal(0, 0.02).
 
@@ -139,6 +171,10 @@ class LearnedEncoding(Encoding):
     raise ValueError otherwise; under jit (where positions are abstract) rows outside the table
     read as NaN, so a model should check its lengths against `max_length` up front.
     """
+
+    name = "learned"
+    place = "input"
+    takes_positions = True
 
     def __init__(self, width: int, *, max_length: int = 512, stddev: float = 0.02, rngs: nnx.Rngs):
         self.width = check_positive_int("width", width)

@@ -11,8 +11,10 @@ from flax import nnx
 from pe_jax._validate import check_choice
 from pe_jax.encodings import clamp_phase_bias, pope_inv_freq, pope_scores
 from pe_jax.nn._base import Encoding
+from pe_jax.nn._declare import register_encoding
 
 
+@register_encoding
 class PoPE(Encoding):
     """PoPE (Gopalakrishnan et al. 2025, "Decoupling the 'What' and 'Where' With Polar
     Coordinate Positional Embeddings"): score(m, n) = sum_c softplus(q_c) softplus(k_c)
@@ -24,6 +26,10 @@ class PoPE(Encoding):
     is rotated), so decoding works. Options: base, phase_bias_init ("zeros", the default, or
     "uniform" on [-2 pi, 0], x-transformers' `polar_bias_uniform_init`).
     """
+
+    name = "pope"
+    place = "query_key"
+    takes_positions = True
 
     attention_params = True
     replaces_qk = True

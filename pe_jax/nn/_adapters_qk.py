@@ -29,6 +29,7 @@ from pe_jax.encodings import (
     rope_inv_freq,
 )
 from pe_jax.nn._base import Encoding
+from pe_jax.nn._declare import register_encoding
 
 
 def _static_inv_freq(rotary_dim: int, **options) -> tuple[tuple[float, ...], float]:
@@ -70,6 +71,7 @@ class _FixedFrequencies(Encoding):
         return jnp.asarray(self.inv_freq, jnp.float32)
 
 
+@register_encoding
 class RoPE(_FixedFrequencies):
     """Rotary position embedding (Su et al. 2021, "RoFormer: Enhanced Transformer with Rotary
     Position Embedding"): pair i of q and k at position m is rotated by m * theta_i.
@@ -83,6 +85,10 @@ class RoPE(_FixedFrequencies):
     the last rotate_num_heads of the H heads, the others attend without position, as
     x-transformers' `rotate_num_heads`; None = all heads).
     """
+
+    name = "rope"
+    place = "query_key"
+    takes_positions = True
 
     _apply = staticmethod(apply_rope)
 
@@ -137,14 +143,20 @@ def _rotate_num_heads(rotate_num_heads: int | None, num_heads: int | None) -> in
     return n
 
 
+@register_encoding
 class RoPEComplex(RoPE):
     """RoPE computed with complex numbers, z -> z * exp(i m theta_i) (Su et al. 2021,
     "RoFormer", sec. 3.4.1): the readable formulation, same result as "rope" up to rounding.
     Same options as "rope"."""
 
+    name = "rope_complex"
+    place = "query_key"
+    takes_positions = True
+
     _apply = staticmethod(apply_rope_complex)
 
 
+@register_encoding
 class XPos(_FixedFrequencies):
     """xPos (Sun et al. 2022, "A Length-Extrapolatable Transformer"): RoPE whose query pair i
     is scaled by zeta_i^(m / scale_base) and key pair by zeta_i^(-n / scale_base), so scores
@@ -153,6 +165,10 @@ class XPos(_FixedFrequencies):
     Options: base, layout, rotary_fraction (as "rope"), scale_base, gamma. The scales leave
     the float32 range beyond |position| ~ 36,000 with the defaults.
     """
+
+    name = "xpos"
+    place = "query_key"
+    takes_positions = True
 
     def __init__(
         self,
@@ -220,6 +236,7 @@ class _Grid:
         return grid_coordinates(positions, ndim=self.ndim, grid_width=self.grid_width)
 
 
+@register_encoding
 class AxialRoPE(_Grid, Encoding):
     """Axial N-D RoPE: the head dim is split evenly over ndim axes and each part is rotated by
     its own coordinate (Heo et al. 2024, "Rotary Position Embedding for Vision Transformer",
@@ -230,6 +247,10 @@ class AxialRoPE(_Grid, Encoding):
     [B, L, ndim] are used as coordinates directly. Options: ndim, grid_width, base, layout.
     head_dim must be divisible by 2 * ndim.
     """
+
+    name = "axial"
+    place = "query_key"
+    takes_positions = False  # grid positions: a random subset of a grid is no grid
 
     def __init__(
         self,
@@ -260,10 +281,15 @@ class AxialRoPE(_Grid, Encoding):
         )
 
 
+@register_encoding
 class RoPE2D(AxialRoPE):
     """2-D axial RoPE (Heo et al. 2024, "Rotary Position Embedding for Vision Transformer"):
     "axial" with ndim = 2; position p sits at (row, column) = (p // grid_width, p % grid_width).
     Options: grid_width, base, layout."""
+
+    name = "rope_2d"
+    place = "query_key"
+    takes_positions = False  # grid positions
 
     def __init__(
         self, head_dim: int, *, grid_width: int = 32, base: float = 10000.0, layout: str = "half"
@@ -271,6 +297,7 @@ class RoPE2D(AxialRoPE):
         super().__init__(head_dim, ndim=2, grid_width=grid_width, base=base, layout=layout)
 
 
+@register_encoding
 class RoPEMixed(_Grid, Encoding):
     """RoPE-Mixed (Heo et al. 2024, "Rotary Position Embedding for Vision Transformer"):
     learned per-head frequencies mixing the axes, angle_hi = sum_d p_d * f[d, h, i].
@@ -279,6 +306,10 @@ class RoPEMixed(_Grid, Encoding):
     frequencies). Options: ndim, grid_width, theta (the frequency init, 10 in the paper),
     layout ("interleaved", the paper's pairing, or "half").
     """
+
+    name = "rope_mixed"
+    place = "query_key"
+    takes_positions = False  # grid positions
 
     attention_params = True
 

@@ -15,8 +15,10 @@ from pe_jax.encodings import (
     mrope_config,
 )
 from pe_jax.nn._adapters_qk import RoPE, _FixedFrequencies, _rotary_dim, _static_inv_freq
+from pe_jax.nn._declare import register_encoding
 
 
+@register_encoding
 class MRoPE(_FixedFrequencies):
     """Multimodal RoPE (Wang et al. 2024, "Qwen2-VL", sec. 2.1): the R/2 rotary frequencies are
     cut into sections (s_t, s_h, s_w) driven by the temporal, height and width ids of a token;
@@ -29,6 +31,10 @@ class MRoPE(_FixedFrequencies):
     {"rope_type": "default", "mrope_section": ..., "rope_theta": ...}; its rope_theta is the
     base).
     """
+
+    name = "mrope"
+    place = "query_key"
+    takes_positions = False  # on 1-D positions it is "rope", whose variants exist
 
     def __init__(
         self,
@@ -64,6 +70,7 @@ class MRoPE(_FixedFrequencies):
         return apply_mrope(q, q_positions, **options), apply_mrope(k, k_positions, **options)
 
 
+@register_encoding
 class HoPE(RoPE):
     """HoPE (Chen et al. 2024, "HoPE: A Novel Positional Encoding Without Long-Term Decay"):
     RoPE whose low-frequency components, those with theta_i * train_length < 2 pi (no full
@@ -73,6 +80,10 @@ class HoPE(RoPE):
     Options: base, layout, rotary_fraction (as "rope"), train_length (the training sequence
     length that separates high from low frequencies).
     """
+
+    name = "hope"
+    place = "query_key"
+    takes_positions = True
 
     def __init__(
         self,

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
+# Where an encoding acts, each with the hook it overrides (see `Encoding`).
+PLACES = ("input", "query_key", "logits", "content", "data_dependent")
 
 
 class Encoding(nnx.Module):
@@ -22,6 +27,19 @@ class Encoding(nnx.Module):
          from the layer's input x, e.g. forget gates or Householder vectors, [B, 1|H, L, S]
          float32 or None, added like `bias`).
 
+    Class attributes declare the encoding (read by `register_encoding`, which builds the
+    registry from them):
+      name: its registry name (lower case, digits, "_"); declared by the class itself.
+      place: where it acts, one of `PLACES`: "input" (`embed`), "query_key" (`rotate`),
+        "logits" (`bias`), "content" (`content_logits`, `content_values`) or "data_dependent"
+        (`input_bias`).
+      takes_positions: it reads 1-D integer positions, so "randomized_<name>" (a sorted random
+        sample of positions, Ruoss et al. 2023) and "shifted_<name>" (a random offset, Kiyono
+        et al. 2021) are registered with it.
+      randomized_distances: "randomized_<name>" samples relative distances in every layer
+        instead (Ruoss et al.'s code for relative encodings); the sampled-positions variant is
+        then "randomized_positions_<name>". Needs takes_positions.
+
     Class attributes describe the adapter so the model can pick fast paths:
       uses_content: needs the explicit einsum attention path.
       randomizes_positions: `positions` needs a PRNG key.
@@ -35,6 +53,11 @@ class Encoding(nnx.Module):
         al.'s randomized relative encodings): the model calls `for_layer(key)` with a key of
         its own for each layer and uses the returned encoding's hooks in that layer.
     """
+
+    name: ClassVar[str | None] = None
+    place: ClassVar[str | None] = None
+    takes_positions: ClassVar[bool | None] = None
+    randomized_distances: ClassVar[bool] = False
 
     uses_content: bool = False
     randomizes_positions: bool = False

@@ -10,7 +10,8 @@ import jax.numpy as jnp
 from flax.core import FrozenDict
 
 from pe_jax._validate import check_bool, check_choice, check_positive_int, check_rate
-from pe_jax.nn._registry import STRUCTURAL, check_options, list_encodings
+from pe_jax.nn._declare import STRUCTURAL
+from pe_jax.nn._registry import check_options, list_encodings
 
 NORMS = ("pre", "post")
 ACTIVATIONS = ("gelu", "relu")

@@ -1,14 +1,15 @@
 """Encodings by name: `make_encoding`, `check_options`, `list_encodings`, `encoding_doc`.
 
-Names map to adapter classes. Which positions are fed is orthogonal to the encoding, so the
-randomized (Ruoss et al. 2023) and shifted variants of every 1-D position-based encoding are
-not classes of their own: "randomized_<name>" and "shifted_<name>" wrap the "<name>" adapter
-in `RandomizedPositions`, which only replaces the `positions` hook.
+Names map to adapter classes, each registered by its own declaration (`register_encoding`, in
+_declare.py). Which positions are fed is orthogonal to the encoding, so the randomized (Ruoss
+et al. 2023) and shifted variants of every encoding declaring `takes_positions` are not classes
+of their own: "randomized_<name>" and "shifted_<name>" wrap the "<name>" adapter in
+`RandomizedPositions`, which only replaces the `positions` hook.
 
-Exception: "randomized_alibi" and "randomized_transformer_xl" are the method of Ruoss et al.'s
-official code for relative encodings, which samples the relative distances in every layer
-(`RandomizedDistances`); the sampled-positions variants of these two are
-"randomized_positions_alibi" and "randomized_positions_transformer_xl".
+Exception: an encoding declaring `randomized_distances` ("alibi", "transformer_xl") follows
+Ruoss et al.'s official code for relative encodings: "randomized_<name>" samples the relative
+distances in every layer (`RandomizedDistances`), and "randomized_positions_<name>" is its
+sampled-positions variant.
 """
 
 from __future__ import annotations
@@ -20,105 +21,25 @@ from typing import Any
 import jax
 from flax import nnx
 
+from pe_jax._names import did_you_mean
 from pe_jax._validate import check_choice, check_positive_int
 from pe_jax.encodings import randomized_positions, shifted_positions
-from pe_jax.nn._adapters_bias import (
-    FIRE,
-    ALiBi,
-    DynamicPositionBias,
-    KerpleLog,
-    KerplePower,
-    Sandwich,
-    T5RelativeBias,
+
+# The built-in adapters register themselves (`@register_encoding`) when their module loads.
+from pe_jax.nn import (  # noqa: F401
+    _adapters_bias,
+    _adapters_content,
+    _adapters_gated,
+    _adapters_input,
+    _adapters_pope,
+    _adapters_qk,
+    _adapters_rope_variants,
 )
-from pe_jax.nn._adapters_content import CoPE, ShawRelative, TransformerXLRelative
-from pe_jax.nn._adapters_gated import ForgettingGate, PaTH
-from pe_jax.nn._adapters_input import (
-    BinaryEncoding,
-    IntegerEncoding,
-    LearnedEncoding,
-    NoPE,
-    NormalizedEncoding,
-    ScaledSinusoidalEncoding,
-    SinusoidalEncoding,
-)
-from pe_jax.nn._adapters_pope import PoPE
-from pe_jax.nn._adapters_qk import AxialRoPE, RoPE, RoPE2D, RoPEComplex, RoPEMixed, XPos
-from pe_jax.nn._adapters_rope_variants import HoPE, MRoPE
 from pe_jax.nn._base import Delegating, Encoding
+from pe_jax.nn._declare import STRUCTURAL, lookup, option_parameters, registered_names
 from pe_jax.nn._randomized_distances import RandomizedDistances
 
 DEFAULT_RANDOMIZED_MAX_LENGTH = 2048  # Ruoss et al. 2023 sample from [0, 2048).
-
-_ADAPTERS: dict[str, type[Encoding]] = {
-    # input
-    "none": NoPE,
-    "integer": IntegerEncoding,
-    "normalized": NormalizedEncoding,
-    "binary": BinaryEncoding,
-    "sinusoidal": SinusoidalEncoding,
-    "learned": LearnedEncoding,
-    "scaled_sinusoidal": ScaledSinusoidalEncoding,
-    # query/key
-    "rope": RoPE,
-    "rope_complex": RoPEComplex,
-    "xpos": XPos,
-    "rope_2d": RoPE2D,
-    "axial": AxialRoPE,
-    "rope_mixed": RoPEMixed,
-    "mrope": MRoPE,
-    "hope": HoPE,
-    "pope": PoPE,
-    # logits
-    "alibi": ALiBi,
-    "t5": T5RelativeBias,
-    "kerple_log": KerpleLog,
-    "kerple_power": KerplePower,
-    "sandwich": Sandwich,
-    "fire": FIRE,
-    "dynamic_bias": DynamicPositionBias,
-    # content x position
-    "shaw": ShawRelative,
-    "transformer_xl": TransformerXLRelative,
-    "cope": CoPE,
-    # data-dependent (from the layer input x, through the `input_bias` hook)
-    "forgetting_gate": ForgettingGate,
-    "path": PaTH,
-}
-
-# Encodings of 1-D integer positions. Excluded: "none", "cope", "forgetting_gate" and "path" (no
-# integer positions), the grid encodings (a random subset of flat positions is no longer a grid)
-# and "mrope" (on 1-D positions it is "rope").
-_POSITION_BASED = (
-    "integer",
-    "normalized",
-    "binary",
-    "sinusoidal",
-    "learned",
-    "scaled_sinusoidal",
-    "rope",
-    "rope_complex",
-    "xpos",
-    "hope",
-    "pope",
-    "alibi",
-    "t5",
-    "kerple_log",
-    "kerple_power",
-    "sandwich",
-    "fire",
-    "dynamic_bias",
-    "shaw",
-    "transformer_xl",
-)
-_MODES = {"randomized": "sorted", "shifted": "shift"}
-# Relative encodings whose official randomization (Ruoss et al. 2023's code) samples distances:
-# "randomized_<name>" is that method, "randomized_positions_<name>" samples positions.
-_DISTANCE_BASED = ("alibi", "transformer_xl")
-_POSITIONS_PREFIX = "randomized_positions_"
-
-# Constructor arguments supplied by the model rather than by options.
-STRUCTURAL = ("width", "num_heads", "head_dim", "causal", "rngs")
 
 
 class RandomizedPositions(Delegating):
@@ -174,44 +95,25 @@ class RandomizedPositions(Delegating):
         )
 
 
-def _split_name(name: str) -> tuple[str | None, str]:
-    """'randomized_rope' -> ('sorted', 'rope'); 'randomized_alibi' -> ('distances', 'alibi');
-    'randomized_positions_alibi' -> ('sorted', 'alibi'); 'rope' -> (None, 'rope')."""
-    if name.startswith(_POSITIONS_PREFIX) and name[len(_POSITIONS_PREFIX) :] in _DISTANCE_BASED:
-        return "sorted", name[len(_POSITIONS_PREFIX) :]
-    prefix, _, base = name.partition("_")
-    if prefix in _MODES and base in _POSITION_BASED:
-        mode = _MODES[prefix]
-        return ("distances" if mode == "sorted" and base in _DISTANCE_BASED else mode), base
-    return None, name
-
-
 def list_encodings() -> list[str]:
-    """All registered encoding names, sorted."""
-    names = list(_ADAPTERS)
-    names += [f"{prefix}_{base}" for prefix in _MODES for base in _POSITION_BASED]
-    names += [_POSITIONS_PREFIX + base for base in _DISTANCE_BASED]
-    return sorted(names)
+    """All registered encoding names, sorted (the built-in ones and any `register_encoding`
+    added)."""
+    return registered_names()
 
 
 def _lookup(name) -> tuple[str | None, type[Encoding]]:
-    mode, base = _split_name(name) if isinstance(name, str) else (None, None)
-    if base not in _ADAPTERS:
-        raise ValueError(f"name must be one of {list_encodings()}, got {name!r}.")
-    return mode, _ADAPTERS[base]
-
-
-def _parameters(cls: type[Encoding]) -> dict[str, inspect.Parameter]:
-    params = inspect.signature(cls.__init__).parameters
-    return {
-        n: p
-        for n, p in params.items()
-        if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    }
+    found = lookup(name)
+    if found is None:
+        names = registered_names()
+        raise ValueError(
+            f"unknown encoding {name!r}.{did_you_mean(name, names)} "
+            f"pe_jax.nn.list_encodings() lists the {len(names)} names."
+        )
+    return found
 
 
 def _option_defaults(mode: str | None, cls: type[Encoding]) -> dict[str, object]:
-    options = {n: p.default for n, p in _parameters(cls).items() if n not in STRUCTURAL}
+    options = {n: p.default for n, p in option_parameters(cls).items() if n not in STRUCTURAL}
     if mode is not None:
         options["max_length"] = DEFAULT_RANDOMIZED_MAX_LENGTH
     return options
@@ -267,13 +169,14 @@ def make_encoding(
     allowed = _option_defaults(mode, cls)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
+        hint = did_you_mean(unknown[0], allowed) if len(unknown) == 1 else ""
         raise ValueError(
-            f"unknown option(s) {unknown} for encoding {name!r}; allowed options: "
+            f"unknown option(s) {unknown} for encoding {name!r}.{hint} Allowed options: "
             f"{sorted(allowed) or 'none'}."
         )
     structural = dict(width=width, num_heads=num_heads, head_dim=head_dim, causal=causal)
     structural["rngs"] = rngs
-    parameters = _parameters(cls)
+    parameters = option_parameters(cls)
     kwargs = {n: v for n, v in structural.items() if n in parameters}
     if mode is None:
         return cls(**kwargs, **options)

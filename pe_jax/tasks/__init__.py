@@ -14,12 +14,13 @@ from pe_jax.tasks._base import (
     PAD,
     SEP,
     Batch,
+    Example,
     Task,
     bucket_width,
 )
 from pe_jax.tasks._baselines import BASELINES, task_baselines
 from pe_jax.tasks._recall import AssociativeRecall, FlipFlop, SelectiveCopy
-from pe_jax.tasks._registry import get_task, list_tasks
+from pe_jax.tasks._registry import get_task, list_tasks, register_task
 from pe_jax.tasks._sequence import Copy, Duplicate, MissingDuplicate, OddsFirst, Reverse, Sort
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "Batch",
     "Copy",
     "Duplicate",
+    "Example",
     "FlipFlop",
     "MissingDuplicate",
     "OddsFirst",
@@ -46,5 +48,6 @@ __all__ = [
     "bucket_width",
     "get_task",
     "list_tasks",
+    "register_task",
     "task_baselines",
 ]

@@ -1,7 +1,8 @@
 """Training: optimizer, mesh, the seed-vmapped step, and the resumable run."""
 
+from pe_jax.config_fields import parse_field, set_field
 from pe_jax.training._claims import Claim, read_claim, try_claim
-from pe_jax.training._config_fields import define_config_file, parse_field, set_field
+from pe_jax.training._config_fields import define_config_file
 from pe_jax.training._distributed import initialize_distributed, is_primary
 from pe_jax.training._executors import (
     LocalExecutor,

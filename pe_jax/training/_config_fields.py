@@ -1,181 +1,105 @@
-"""The one typed config setter: a field is parsed and checked alike however it is set.
+"""`define_config_file`: the entry points' --config flag, on the one typed config setter.
 
-A field of an experiment config can be set three ways: `configs/<task>.py:key=value`,
-`--config.key=value`, and a sweep's overrides. All three go through `parse_field` (text -> the
-field's type, with absl's flag parsers, as ml_collections.config_flags does; a Python value is
-checked against the type) and then ConfigDict's type-safe assignment: `set_field` for the config
-argument and the sweep, and the parsers `define_config_file` registers with
-`ml_collections.config_flags` for the flags (which name the flag in their error).
+--config=<file or name>[:arg] loads a config (`pe_jax.config_files.load_config`: a path, or a
+name in the configs package such as "copy:smoke"), and every --config.<field>=<value> on the
+command line becomes a flag that sets its field with `pe_jax.config_fields.set_field`, the
+setter the config argument and the sweep overrides use. So an option of an encoding is set
+like any field (--config.model.encoding_options.base=500), and an error names the flag.
 """
 
 from __future__ import annotations
 
-import ast
-from collections.abc import Mapping
-from typing import Any
+import re
+import sys
 
 import ml_collections
 from absl import flags
-from ml_collections import config_flags
-from ml_collections.config_flags import tuple_parser
 
-BOOL_TEXT = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-_BOOL_ALLOWED = "true or false (text: true/false, 1/0, yes/no, any case)"
+from pe_jax.config_fields import field_type, parse_field, set_field
+from pe_jax.config_files import load_config
 
 
-def _literal(text: str) -> Any:
-    """A Python literal, or the text itself when it is not one (as config_flags does)."""
-    try:
-        return ast.literal_eval(text)
-    except (SyntaxError, ValueError):
-        return text
+class _ConfigFileParser(flags.ArgumentParser):
+    def parse(self, argument):
+        config = load_config(argument)
+        if isinstance(config, ml_collections.ConfigDict):
+            config.lock()  # a misspelled field is an error, not a new field
+        return config
 
-
-def _bool(name: str, value) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in BOOL_TEXT:
-        return BOOL_TEXT[value.strip().lower()]
-    raise ValueError(f"{name} must be {_BOOL_ALLOWED}, got {value!r}.")
-
-
-def _int(name: str, value) -> int:
-    if isinstance(value, str):
-        try:
-            return flags.IntegerParser().parse(value.strip())
-        except ValueError:
-            pass
-    elif isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise ValueError(f"{name} must be an integer, got {value!r}.")
-
-
-def _float(name: str, value) -> float:
-    if isinstance(value, str):
-        try:
-            return flags.FloatParser().parse(value.strip())
-        except ValueError:
-            pass
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    raise ValueError(f"{name} must be a number, got {value!r}.")
-
-
-def _tuple(name: str, value) -> tuple:
-    """Text "0;1" (";" because "," separates config arguments), "(0, 1)" or "[0, 1]"."""
-    if isinstance(value, tuple | list):
-        return tuple(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if text[:1] in "([":
-            parsed = _literal(text)
-            if isinstance(parsed, tuple | list):
-                return tuple(parsed)
-        else:
-            return tuple(_literal(item.strip()) for item in text.split(";") if item.strip())
-    raise ValueError(f'{name} must be a tuple (text: "0;1" or "(0, 1)"), got {value!r}.')
-
-
-def _config_dict(name: str, value) -> ml_collections.ConfigDict:
-    if isinstance(value, str):
-        value = _literal(value)
-    if isinstance(value, ml_collections.ConfigDict):
-        return value
-    if isinstance(value, Mapping):
-        return ml_collections.ConfigDict(dict(value))
-    raise ValueError(f"{name} must be a mapping (text: a dict literal), got {value!r}.")
-
-
-def _str(name: str, value) -> str:
-    if isinstance(value, str):
-        return value
-    raise ValueError(f"{name} must be a string, got {value!r}.")
-
-
-_PARSERS = {bool: _bool, int: _int, float: _float, tuple: _tuple, str: _str}
-
-
-def parse_field(name: str, value, field_type: type) -> Any:
-    """Returns `value` as a value of a field of type `field_type`; text is parsed.
-
-    bool fields take True/False or the text true/false, 1/0, yes/no (any case); int fields an
-    int (not a bool) or integer text; float fields a number or number text; tuple fields a
-    list/tuple or text "0;1" / "(0, 1)"; ConfigDict fields a mapping or a dict literal; fields
-    of any other type (or set to None) take any value, text read as a Python literal when it is
-    one. None is kept as None (it unsets a field such as train.clip_norm).
-
-    Raises:
-      ValueError: naming `name`, the value and what the field allows.
-    """
-    if value is None:
-        return None
-    if field_type in _PARSERS:
-        return _PARSERS[field_type](name, value)
-    if isinstance(field_type, type) and issubclass(field_type, ml_collections.ConfigDict):
-        return _config_dict(name, value)
-    return _literal(value) if isinstance(value, str) else value
-
-
-def set_field(config: ml_collections.ConfigDict, path: str, value, *, where: str = "config"):
-    """Sets the dotted field `path` of `config` to `value`, parsed by `parse_field`.
-
-    Args:
-      config: the config to change in place.
-      path: a dotted field name, e.g. "model.width"; it must exist already.
-      value: a Python value or text (as given on a command line).
-      where: how error messages name the config ("config", "sweep.overrides", ...).
-
-    Raises:
-      ValueError: an unknown field, or a value the field's type does not allow, naming
-        `<where>.<path>`, the value and what is allowed.
-    """
-    name = f"{where}.{path}"
-    node = config
-    *parents, leaf = path.split(".")
-    for part in parents:
-        if not isinstance(node, ml_collections.ConfigDict) or part not in node:
-            raise ValueError(f"{name} is not a field of the config.")
-        node = node[part]
-    if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
-        known = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
-        raise ValueError(f"{name} is not a field of the config; fields there: {known}.")
-    parsed = parse_field(name, value, node.get_type(leaf))
-    try:
-        node[leaf] = parsed
-    except TypeError as error:
-        raise ValueError(f"{name} cannot be set to {value!r}: {error}") from None
-    return config
+    def flag_type(self) -> str:
+        return "config file"
 
 
 class _FieldParser(flags.ArgumentParser):
-    """`parse_field` as an absl parser for one field type (absl names the flag on error)."""
+    """Sets one dotted field of `config` (repeated tuple flags extend the tuple)."""
 
-    def __init__(self, field_type: type):
-        self.field_type = field_type
+    def __init__(self, config: ml_collections.ConfigDict, path: str):
+        self.config, self.path = config, path
+        self.seen = False
 
     def parse(self, argument):
-        return parse_field("the value", argument, self.field_type)
+        value = argument
+        if self.seen and field_type(self.config, self.path) is tuple:
+            parsed = parse_field(f"config.{self.path}", argument, tuple)
+            value = tuple(self.config[self.path] or ()) + parsed
+        set_field(self.config, self.path, value)
+        self.seen = True
+        return self.config[self.path]
 
     def flag_type(self) -> str:
-        return self.field_type.__name__
+        kind = field_type(self.config, self.path)
+        return kind.__name__ if kind is not None else "option"
 
 
-class _TupleFieldParser(tuple_parser.TupleParser):
-    """Tuples: config_flags passes repeated --config.seeds=0 --config.seeds=1 as a list."""
+class _ConfigFileFlag(flags.Flag):
+    """The --<name> flag; parsing it defines the --<name>.<field> flags present in argv."""
 
-    def parse(self, argument):
-        if isinstance(argument, list):
-            return tuple(v for a in argument for v in parse_field("the value", a, tuple))
-        return parse_field("the value", argument, tuple)
+    def __init__(self, name, default, help_string, flag_values, sys_argv):
+        self.flag_values = flag_values
+        self.sys_argv = sys_argv
+        parser, serializer = _ConfigFileParser(), flags.ArgumentSerializer()
+        super().__init__(parser, serializer, name, default, help_string)
+
+    def _parse(self, argument):
+        config = super()._parse(argument)
+        argv = sys.argv if self.sys_argv is None else self.sys_argv
+        pattern = re.compile(rf"^--?(?:no)?{re.escape(self.name)}\.([^=]+)")
+        paths = dict.fromkeys(m.group(1) for a in argv if (m := pattern.match(a)))
+        for path in paths:
+            flag_name = f"{self.name}.{path}"
+            if flag_name in self.flag_values:  # parsed again: bind the new config
+                delattr(self.flag_values, flag_name)
+            field = flags.Flag(
+                _FieldParser(config, path),
+                flags.ArgumentSerializer(),
+                flag_name,
+                None,
+                f"Sets the field {path} of --{self.name}.",
+                boolean=field_type(config, path) is bool,
+            )
+            flags.DEFINE_flag(field, self.flag_values)
+        return config
 
 
-def define_config_file(name: str, default: str | None = None, help_string: str = "", **kwargs):
-    """`config_flags.DEFINE_config_file` whose `--<name>.key=value` flags use `parse_field`.
+def define_config_file(
+    name: str,
+    default: str | None = None,
+    help_string: str = "",
+    *,
+    flag_values: flags.FlagValues = flags.FLAGS,
+    sys_argv: list[str] | None = None,
+):
+    """Defines --<name>=<config file or name>[:arg] and its --<name>.<field>=<value> flags.
 
-    Registers this module's parsers for the field types of the experiment configs with
-    ml_collections.config_flags (process-wide), then defines the flag.
+    Args:
+      name: the flag's name ("config").
+      default: a config spec used when the flag is not given (None: no config).
+      help_string: the flag's help.
+      flag_values: where to define it (absl's FLAGS by default).
+      sys_argv: the command line whose --<name>.<field> flags to define (default sys.argv).
+
+    Returns:
+      The flag's holder; `.value` is the loaded config, locked, with the fields set.
     """
-    for field_type in (bool, int, float, str, ml_collections.ConfigDict, object):
-        config_flags.register_flag_parser_for_type(field_type, _FieldParser(field_type))
-    config_flags.register_flag_parser_for_type(tuple, _TupleFieldParser())
-    return config_flags.DEFINE_config_file(name, default, help_string, **kwargs)
+    flag = _ConfigFileFlag(name, default, help_string, flag_values, sys_argv)
+    return flags.DEFINE_flag(flag, flag_values)

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
+from pe_jax._names import did_you_mean
 from pe_jax._validate import (
     check_choice,
     check_fraction,
@@ -27,6 +28,7 @@ from pe_jax.tasks import Task, bucket_width, get_task, list_tasks
 from pe_jax.training._lengths import LENGTH_SAMPLINGS, default_length_sampling
 from pe_jax.training._optim import OPTIMIZERS, SCHEDULES, make_optimizer
 from pe_jax.training._step import SEED_LOOPS
+from pe_jax.user_modules import import_modules
 
 PROTOCOLS = ("encoder", "decoder")
 
@@ -126,15 +128,23 @@ def settings_from_config(config: ml_collections.ConfigDict) -> Settings:
     Every field is checked here, the optimizer and its schedule included, so that a config that
     passes can be trained (the mesh is checked by `make_mesh` and `check_divisible`).
 
+    The modules of config.imports are imported first: they register the config's own
+    encodings and tasks.
+
     Raises:
-      ValueError: unknown task / encoding / protocol, train_max < 1, eval lengths beyond what
+      ValueError: a module of config.imports that is not there, unknown task / encoding /
+        protocol, train_max < 1, eval lengths beyond what
         the encoding or the model supports, seeds not distinct, a bad learning rate, warmup or
         optimizer, a non-finite number anywhere, ... each naming the field.
     """
     check_finite_numbers(config)
+    import_modules(tuple(config.get("imports") or ()), where="config.imports")
     name = _get(config, "task")
     if name not in list_tasks():
-        raise ValueError(f"config.task must be one of {list_tasks()}, got {name!r}.")
+        raise ValueError(
+            f"config.task: unknown task {name!r}.{did_you_mean(name, list_tasks())} "
+            f"Tasks: {', '.join(list_tasks())}."
+        )
     task = get_task(name, **_options(config.get("task_options")))
     protocol = _get(config, "protocol")
     if protocol not in PROTOCOLS:
