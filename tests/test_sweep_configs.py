@@ -117,3 +117,16 @@ def test_pilots_train_one_seed_per_rate_with_the_gate_over_the_training_range():
     # RoPE at 25% of a 64-dim head rotates 16 dims, as published.
     assert model.width // model.num_heads == 64
     assert model.encoding_options.rotary_fraction * 64 == 16
+
+
+def test_encoding_options_in_the_sweep_overrides_reach_every_encoding():
+    from configs.sweeps.smoke import get_config
+
+    sweep = get_config("")
+    sweep.encodings = [
+        {"label": "rope", "name": "rope", "options": {}},
+        {"label": "rope_b100", "name": "rope", "options": {"base": 100.0}},
+    ]
+    sweep.overrides = {"model": {"encoding_options": {"base": 500.0}}, "train": {"steps": 5}}
+    runs = {r.encoding: r.config.model.encoding_options.to_dict() for r in expand_sweep(sweep)}
+    assert runs == {"rope": {"base": 500.0}, "rope_b100": {"base": 100.0}}

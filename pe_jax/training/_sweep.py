@@ -88,6 +88,13 @@ def _merge(config: ml_collections.ConfigDict, overrides, where: str) -> None:
         set_field(config, key, value, where=where)
 
 
+def _override_options(overrides) -> dict:
+    """The model.encoding_options entries of a nested overrides mapping ({} when none)."""
+    model = overrides.get("model") if hasattr(overrides, "get") else None
+    options = model.get("encoding_options") if hasattr(model, "get") else None
+    return dict(options.items()) if hasattr(options, "items") else {}
+
+
 def expand_sweep(sweep: ml_collections.ConfigDict) -> list[SweepRun]:
     """The runs of a sweep config, task-major in the listed order.
 
@@ -134,7 +141,15 @@ def expand_sweep(sweep: ml_collections.ConfigDict) -> list[SweepRun]:
             _merge(config, enc.get("overrides") or {}, f"sweep.encodings[{j}].overrides")
             where = f"sweep.encodings[{j}]"
             set_field(config, "model.encoding", enc["name"], where=where)
-            set_field(config, "model.encoding_options", dict(enc.get("options") or {}), where=where)
+            # Options set for every encoding (sweep.overrides), then the encoding's own
+            # overrides, then its options; the task file's options (for its own default
+            # encoding) do not carry over to another encoding.
+            options = {
+                **_override_options(common),
+                **_override_options(enc.get("overrides") or {}),
+                **dict(enc.get("options") or {}),
+            }
+            set_field(config, "model.encoding_options", options, where=where)
             set_field(config, "seeds", seeds, where="sweep")
             runs.append(SweepRun(task=task_label, encoding=label, config=config))
     return runs
