@@ -106,7 +106,7 @@ def test_pilots_train_one_seed_per_rate_with_the_gate_over_the_training_range():
         assert sweep.pilot and tuple(sweep.seeds) == (0,)
         for run in expand_sweep(sweep):
             train = run.config.train
-            assert len(train.learning_rates) >= 2 and train.until is None
+            assert len(train.learning_rates) >= 2 and train.until == sweep.gate.threshold
             assert train.gate_lengths >= train.max_length  # every training length
     rope = next(
         r

@@ -79,6 +79,16 @@ def sweep_config(
     return c
 
 
-# A pilot's gate: every training length (the trainer clips the count to the training range),
-# 128 held-out examples each (>= 1,000 in all for a range of 8 lengths or more).
-PILOT_GATE = {"gate_lengths": 1000, "gate_samples": 128, "gate_every": 250}
+def pilot_gate(protocol: str) -> dict:
+    """A pilot's `train` fields: the gate over every training length (the trainer clips the
+    count to the training range), 128 held-out examples each (>= 1,000 in all for a range of 8
+    lengths or more), every 250 steps. A pilot is no comparison: a model stops once its gate
+    exact match reaches the protocol's bar (`until`), which saves the steps past
+    steps-to-gate. Exact match >= t implies per-token accuracy >= t, so for the encoder
+    protocol's per-token gate the stop is never early."""
+    return {
+        "gate_lengths": 1000,
+        "gate_samples": 128,
+        "gate_every": 250,
+        "until": GATES[protocol]["threshold"],
+    }

@@ -63,7 +63,7 @@ Results: experiments/results/deletang_ruoss/ (report.md is generated from the ru
 import ml_collections
 
 from configs import addition, duplicate, missing_duplicate, odds_first, reverse, sort
-from configs.sweeps.common import PILOT_GATE, encoding, fixed_budget, sweep_config
+from configs.sweeps.common import encoding, fixed_budget, pilot_gate, sweep_config
 
 # Ordered by what this machine's cap can learn (the 2026-11-29 runs learned sort and reverse
 # with some encodings, duplicate with a few, and none of the others), so that a partial sweep
@@ -205,7 +205,7 @@ def get_config(arg: str | None = None):
                 schedule="cosine",  # published constant; decay helps in 1,000 steps
                 min_length=1,  # train lengths 1..train_max (published 1..40)
                 max_length=train_max,
-                **(PILOT_GATE if arg == "pilot" else {}),
+                **(pilot_gate("encoder") if arg == "pilot" else {}),
             ),
             "eval": {
                 "lengths": (),  # dense: every length min_length..max_length

@@ -52,9 +52,9 @@ import ml_collections
 
 from configs import addition, copy, parity, reverse, sort
 from configs.sweeps.common import (
-    PILOT_GATE,
     encoding,
     fixed_budget,
+    pilot_gate,
     published_numbers,
     sweep_config,
 )
@@ -194,7 +194,7 @@ def get_config(arg: str | None = None):
                 steps=PILOT_STEPS if pilot else 1000,
                 learning_rates=(2e-3, 5e-3),
                 warmup_steps=50,
-                **(PILOT_GATE if pilot else {}),
+                **(pilot_gate("decoder") if pilot else {}),
             ),
             # Dense: every length of the task's range, 128 examples each, 64 per call.
             "eval": {"samples": 64, "batch_size": 64},
