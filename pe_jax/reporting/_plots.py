@@ -139,8 +139,9 @@ def _figure_setup(runs, verdicts, rules, dpi):
     return verdicts, groups, _styles(labels), fig, axes
 
 
-def not_learned_caption(verdicts: Sequence[RunVerdict]) -> str:
-    """The caption's list of a task's models that are not learned (empty when none)."""
+def not_learned_caption(verdicts: Sequence[RunVerdict], *, marks: str = "lines and bands") -> str:
+    """The caption's list of a task's models that are not learned (empty when none); `marks`
+    names what they are left out of ("lines and bands", "points and bars")."""
     parts = []
     for v in verdicts:
         selected, counted = int(v.selected.sum()), int(v.counted.sum())
@@ -151,8 +152,8 @@ def not_learned_caption(verdicts: Sequence[RunVerdict]) -> str:
     if not parts:
         return ""
     if len(verdicts) > 1 and not any(v.any_learned for v in verdicts):
-        return "Not learned by any model of any encoding (every line faded)."
-    return "Not learned (left out of lines and bands): " + "; ".join(parts) + "."
+        return f"Not learned by any model of any encoding (all {marks} faded)."
+    return f"Not learned (left out of {marks}): " + "; ".join(parts) + "."
 
 
 def _caption(ax, first: str, notes: Sequence[str]) -> None:
@@ -357,7 +358,7 @@ def cost_figure(
             ax.text(0.5, 0.5, "no run of this task recorded its CPU time per step",
                     transform=ax.transAxes, ha="center", va="center", fontsize=9)  # fmt: skip
         first = f"CPU time per step relative to {ref_name}" if timed else "CPU time per step"
-        notes = [not_learned_caption(timed)]
+        notes = [not_learned_caption(timed, marks="points and bars")]
         if untimed:
             notes.append(
                 f"Left out (no CPU time per step in results.json, written before it was "
