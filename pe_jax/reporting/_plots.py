@@ -330,6 +330,11 @@ def cost_figure(
             reference = nope[0] if nope else min(timed, key=lambda v: cpu_seconds_per_step(v.run))
             ref_cpu = cpu_seconds_per_step(reference.run)
             ref_name = "NoPE" if nope else f"the cheapest ({reference.run.encoding})"
+        # Neighbours in cost alternate their labels above and below, so labels do not collide.
+        rank = {
+            id(v): i
+            for i, v in enumerate(sorted(timed, key=lambda v: v.run.results.cpu_seconds_per_step))
+        }
         for v in timed:
             enc, color = v.run.encoding, styles[v.run.encoding]["color"]
             x = cpu_seconds_per_step(v.run) / ref_cpu
@@ -343,7 +348,8 @@ def cost_figure(
                                  alpha=1.0 if v.any_learned else NOT_LEARNED_ALPHA)  # fmt: skip
             points[0].set_gid(f"{'model' if v.any_learned else 'not_learned'}:{enc}")
             label = enc if v.any_learned else f"{enc} (not learned)"
-            ax.annotate(label, (x, mean), xytext=(4, 4), textcoords="offset points", fontsize=7)
+            offset = (4, 4) if rank[id(v)] % 2 == 0 else (4, -10)
+            ax.annotate(enc, (x, mean), xytext=offset, textcoords="offset points", fontsize=7)
             handles.setdefault(label, points)
         if tv.baselines and name in ("exact_match", "token_accuracy"):
             bar = tv.baseline_mean("input_blind", name, "out")
