@@ -380,3 +380,22 @@ def read_manifest(root: str | os.PathLike) -> dict | None:
     path = Path(root) / MANIFEST
     hint = "delete it, or rerun the sweep, which writes it again"
     return read_json(path, hint=hint) if path.exists() else None
+
+
+def read_gate_records(path: str | os.PathLike) -> list[dict]:
+    """The gate records of a run folder's metrics.jsonl, in step order (empty without one).
+
+    Each is {"step": t, "exact_match": [M], "token_accuracy": [M]}: the trainer's held-out gate
+    at step t. Lines that are not a valid record are skipped, as `truncate_metrics` drops them.
+    """
+    path = Path(path) / METRICS
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_bytes().splitlines():
+        record = _metrics_record(line)
+        if record is not None and record.get("event") == "gate":
+            gate = record.get("gate")
+            if isinstance(gate, dict):
+                out.append({"step": record["step"], **gate})
+    return sorted(out, key=lambda r: r["step"])

@@ -111,13 +111,16 @@ def number(cell):
     return float(cell.replace("*", "").replace(",", "").rstrip("x"))
 
 
-def learned_models(run, gate=0.99):
-    """bool [M], recomputed: results.json's "learned", else EM >= gate at the longest
-    evaluated training length."""
-    if run.results.learned is not None:
-        return np.asarray(run.results.learned, bool)
-    longest = run.lengths[run.lengths <= run.train_max_length].max()
-    return run.metric("exact_match")[:, run.lengths == longest][:, 0] >= gate
+def learned_models(run):
+    """bool [M], recomputed: the protocol's metric (encoder: per-token accuracy >= 0.99;
+    decoder: exact match >= 0.95) pooled over every training length and at the 3 longest."""
+    metric, gate = ("token_accuracy", 0.99) if run.protocol == "encoder" else ("exact_match", 0.95)
+    values = run.metric(metric)
+    inside = run.lengths <= run.train_max_length
+    longest = np.sort(run.lengths[inside])[-3:]
+    pooled = values[:, inside].mean(1)
+    at_longest = values[:, np.isin(run.lengths, longest)].mean(1)
+    return (pooled >= gate) & (at_longest >= gate)
 
 
 def check_report_against_results(report_text, runs):

@@ -11,11 +11,13 @@ CONFIGS = [
     ("quick", "smoke"),
     ("kazemnejad", ""),
     ("kazemnejad", "smoke"),
+    ("kazemnejad", "pilot"),
     ("deletang_ruoss", ""),
     ("deletang_ruoss", "full"),
     ("deletang_ruoss", "published_lengths"),
     ("deletang_ruoss", "published_architecture"),
     ("deletang_ruoss", "smoke"),
+    ("deletang_ruoss", "pilot"),
     ("catalogue", ""),
     ("smoke", ""),
 ]
@@ -45,15 +47,16 @@ def test_sweep_config_expands_to_valid_runs(name, arg):
 
 
 def test_reproductions_follow_the_rerun_rules():
-    """>= 5 seeds, a learning-rate grid, train to criterion, dense evaluation."""
+    """>= 5 seeds, a learning-rate grid, a fixed budget, dense evaluation, a declared gate."""
     for name, args in (("kazemnejad", [""]), ("deletang_ruoss", ["", "published_architecture"])):
         module = importlib.import_module(f"configs.sweeps.{name}")
         for arg in args:
             sweep = module.get_config(arg)
             assert len(sweep.seeds) >= 5
+            assert sweep.gate.metric == {"kazemnejad": "exact_match"}.get(name, "token_accuracy")
             for run in expand_sweep(sweep):
                 assert len(run.config.train.learning_rates) >= 2
-                assert run.config.train.until == 0.99
+                assert run.config.train.until is None  # every model trains the same steps
                 assert run.config.eval.stride == 1 and not run.config.eval.lengths
 
 
@@ -78,9 +81,37 @@ def test_refresh_manifest_rewrites_the_report_fields(tmp_path):
     manifest = json.loads((tmp_path / "sweep.json").read_text())
     assert len(manifest["runs"]) == 35 and manifest["runs"][0] == "copy_repeat/none"
     published = manifest["sweep_config"]["published"]
-    assert {(p["better"], p["worse"]) for p in published} == {
-        ("none", "t5"),
-        ("none", "alibi"),
-        ("none", "rope"),
-        ("none", "sinusoidal"),
+    assert {(p["task"], p["encoding"]) for p in published["numbers"]} >= {
+        ("copy_repeat", "none"),
+        ("copy_random", "t5"),
+        ("reverse_2x", "alibi"),
     }
+    assert published["aggregates"][0]["kind"] == "mean_reciprocal_rank"
+    # A later refresh changes the report fields only; the planned runs' config stays.
+    manifest["sweep_config"]["overrides"] = {"train": {"until": 0.99}}
+    manifest["sweep_config"]["published"] = {}
+    (tmp_path / "sweep.json").write_text(json.dumps(manifest))
+    refresh_manifest(get_config("smoke"), tmp_path)
+    again = json.loads((tmp_path / "sweep.json").read_text())
+    assert again["sweep_config"]["overrides"] == {"train": {"until": 0.99}}
+    assert again["sweep_config"]["published"] == published
+    assert again["sweep_config"]["gate"] == {"metric": "exact_match", "threshold": 0.95}
+
+
+def test_pilots_train_one_seed_per_rate_with_the_gate_over_the_training_range():
+    for name in ("kazemnejad", "deletang_ruoss"):
+        sweep = importlib.import_module(f"configs.sweeps.{name}").get_config("pilot")
+        assert sweep.pilot and tuple(sweep.seeds) == (0,)
+        for run in expand_sweep(sweep):
+            train = run.config.train
+            assert len(train.learning_rates) >= 2 and train.until is None
+            assert train.gate_lengths >= train.max_length  # every training length
+    rope = next(
+        r
+        for r in expand_sweep(importlib.import_module("configs.sweeps.kazemnejad").get_config(""))
+        if r.encoding == "rope"
+    )
+    model = rope.config.model
+    # RoPE at 25% of a 64-dim head rotates 16 dims, as published.
+    assert model.width // model.num_heads == 64
+    assert model.encoding_options.rotary_fraction * 64 == 16

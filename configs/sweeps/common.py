@@ -4,33 +4,41 @@ from __future__ import annotations
 
 import ml_collections
 
+from pe_jax.rules import GATES
+
 
 def encoding(label: str, name: str, **options) -> dict:
     """One entry of `sweep.encodings`: a folder-safe label, a registry name, its options."""
     return dict(label=label, name=name, options=options)
 
 
-def published(better: str, worse: str, source: str, tasks: tuple[str, ...] = ("*",)) -> dict:
-    """One ordering a paper reports (`better` generalizes further than `worse`), judged by the
-    report on each of `tasks` ("*" = every task of the sweep): reproduced, contradicted or
-    cannot tell (see pe_jax/reporting/_published.py)."""
-    return dict(better=better, worse=worse, source=source, tasks=list(tasks))
+def published_numbers(
+    table: dict[str, dict[str, tuple[float, float]]], *, seeds: int, source: str
+) -> list[dict]:
+    """Per-task published numbers, {task: {encoding: (mean, sd)}} over `seeds` seeds, as the
+    entries of `sweep.published.numbers` (see pe_jax/reporting/_published.py): the report
+    reads which pairs the paper orders on each task from them and judges each pair."""
+    return [
+        dict(task=task, encoding=enc, mean=mean, sd=sd, seeds=seeds, source=source)
+        for task, row in table.items()
+        for enc, (mean, sd) in row.items()
+    ]
 
 
-def to_criterion(*, learning_rates: tuple[float, ...], warmup_steps: int, **extra) -> dict:
-    """The `train` overrides of a reproduction rerun: every seed at each of `learning_rates`
-    in one program (the report picks a rate per encoding on in-distribution validation),
-    trained to criterion (a model stops once the learned-gate's held-out exact match reaches
-    0.99, checked every 100 steps) with a cap of 1,000 steps, batch 32; `extra` adds or
-    replaces fields (e.g. `steps`, the cap)."""
+def fixed_budget(*, steps: int, learning_rates: tuple[float, ...], warmup_steps: int, **extra):
+    """The `train` overrides of a reproduction rerun: every model trains `steps` steps (a fixed
+    budget, as both papers train; `until` off), every seed at each of `learning_rates` in one
+    program (the report picks a rate per encoding on in-distribution validation by its fixed
+    rule), batch 32. The trainer's held-out gate runs every 100 steps and gives steps-to-gate,
+    a metric that stops nothing. `extra` adds or replaces fields."""
     return {
-        "steps": 1000,  # the cap, sized to this 2-core machine
+        "steps": steps,  # the budget of every model
         "batch_size": 32,
         "learning_rates": tuple(learning_rates),
         "learning_rate": learning_rates[-1],  # unused when learning_rates is set
         "warmup_steps": warmup_steps,  # linear warmup, then the schedule's decay
-        "until": 0.99,  # stop a model once the gate's exact match reaches 0.99
-        "gate_every": 100,  # steps between gate evaluations
+        "until": None,  # fixed budget: the gate measures, it stops nothing
+        "gate_every": 100,  # steps between gate evaluations (steps-to-gate)
         "log_every": 100,  # steps between progress lines
         "checkpoint_every": 200,  # steps between checkpoints (resume points)
         **extra,
@@ -43,7 +51,8 @@ def sweep_config(
     tasks: list[dict],
     encodings: list[dict],
     seeds: tuple[int, ...],
-    published_orderings: tuple[dict, ...] = (),
+    protocol: str | None = None,
+    published: dict | None = None,
 ) -> ml_collections.ConfigDict:
     """The fields every sweep config has (see pe_jax/training/_sweep.py)."""
     c = ml_collections.ConfigDict()
@@ -56,7 +65,20 @@ def sweep_config(
     # e.g. --config.overrides.train.steps=100.
     c.overrides = ml_collections.ConfigDict()
     c.metric = ""  # metric of the report's tables and plots; "" = per protocol
-    # Orderings the published papers report ({"better", "worse", "source", "tasks"}), which
-    # the report judges against these runs; facts from the papers, each with its source.
-    c.published = list(published_orderings)
+    # The report's learned-gate, declared before the runs: the protocol's own metric and bar
+    # (pe_jax.rules.GATES), pooled over every training length and at the longest ones;
+    # empty (a sweep over both protocols): each run's protocol's gate.
+    c.gate = dict(GATES[protocol]) if protocol else {}
+    # What the papers published, judged by the report: {"numbers": per-task numbers
+    # (`published_numbers`), "aggregates": [{"kind", ..., "source"}]}; facts from the papers,
+    # each with its source.
+    c.published = published or {"numbers": [], "aggregates": []}
+    # A pilot sweep (one seed per learning rate, the gate over the whole training range every
+    # `gate_every` steps): its report adds steps-to-gate and each task's proposed budget.
+    c.pilot = False
     return c
+
+
+# A pilot's gate: every training length (the trainer clips the count to the training range),
+# 128 held-out examples each (>= 1,000 in all for a range of 8 lengths or more).
+PILOT_GATE = {"gate_lengths": 1000, "gate_samples": 128, "gate_every": 250}

@@ -37,12 +37,13 @@ Scales (arg after ":"), against the published setup:
           parameters); "published_architecture": the published model, 5 blocks, width 64,
           8 heads, MLP 4x with ReLU, post-LN, dropout 0.1 (configs/base.py's "published"
           preset, which the other scales shrink), on sort with rope and randomized_rope only
-  train   train to criterion: a model stops when its held-out exact match at the longest
-          training lengths reaches 0.99 (the learned-gate), capped at 2,000 steps (the
-          randomized encodings learn more slowly: at a 1,000-step cap randomized_rope on sort
-          reached gate exact match 0.73-0.95, still rising, 2026-12-01); 1,000 steps for
-          "published_architecture" (its pair was run at that cap); batch 32, Adam at peak
-          lr 1e-3 and 3e-3 (100 warmup, cosine), clip 1.0, 5 seeds
+  train   a fixed budget of 2,000 steps for every model (the randomized encodings learn more
+          slowly: at 1,000 steps randomized_rope on sort was still rising, 2026-12-01);
+          1,000 steps for "published_architecture"; the committed report's runs trained to
+          criterion under these caps, which the report states; batch 32, Adam at peak
+          lr 1e-3 and 3e-3 (100 warmup, cosine), clip 1.0, 5 seeds; the report's gate:
+          per-token accuracy >= 0.99 pooled over the training lengths and at the longest
+          ones (pe_jax.rules.GATES)
           published: 2,000,000 steps, batch 128, constant lr in {1e-4, 3e-4, 5e-4}, 10 seeds
   lengths "" (default) and "published_architecture": train 1..16, test every length 1..64 (4x;
               the published ratio 500 / 40 = 12.5x costs more evaluation than this machine
@@ -52,8 +53,8 @@ Scales (arg after ":"), against the published setup:
               of 64 (eval.samples=512 to match)
   Training draws one length per step for the whole batch (train.length_sampling per_batch,
   the official trainer's), each step at its length's padded width.
-Per-token accuracy is the published metric; the report leads with exact match and shows
-per-token accuracy beside it. The OOD mean weighs every length beyond the train length
+Per-token accuracy is the published metric, and the gate's and every comparison's; the
+tables show exact match beside it. The OOD mean weighs every length beyond the train length
 equally (the published score).
 
 Results: experiments/results/deletang_ruoss/ (report.md is generated from the runs).
@@ -62,7 +63,7 @@ Results: experiments/results/deletang_ruoss/ (report.md is generated from the ru
 import ml_collections
 
 from configs import addition, duplicate, missing_duplicate, odds_first, reverse, sort
-from configs.sweeps.common import encoding, published, sweep_config, to_criterion
+from configs.sweeps.common import PILOT_GATE, encoding, fixed_budget, sweep_config
 
 # Ordered by what this machine's cap can learn (the 2026-11-29 runs learned sort and reverse
 # with some encodings, duplicate with a few, and none of the others), so that a partial sweep
@@ -84,6 +85,7 @@ RANDOM_MAX = 2048
 # dropout 0.1) instead of the reduced one, to show whether an ordering survives it.
 LENGTHS = {
     "": (16, 64),
+    "pilot": (16, 64),
     "full": (16, 64),
     "published_lengths": (40, 500),
     "published_architecture": (16, 64),
@@ -92,20 +94,38 @@ LENGTHS = {
 # encoding whose published ordering it judges; "full" runs every task and encoding.
 RERUN_TASKS = ("sort", "reverse", "duplicate")
 RERUN_BASES = ("rope", "learned")
+# The pilot (arg "pilot"): the tasks and encodings issue "Reach" names (rope, learned, alibi
+# and sinusoidal, each beside its randomized variant), one seed at each rate, up to
+# PILOT_STEPS steps, the gate over every training length every 250 steps.
+PILOT_TASKS = ("sort", "reverse", "duplicate", "odds_first", "missing_duplicate")
+PILOT_BASES = ("rope", "learned", "alibi", "sinusoidal")
+PILOT_STEPS = 3000
 
 
-# Ruoss et al. 2023's headline (abstract; the average over their tasks): each randomized
-# encoding beats its base encoding (+12.0 points of test accuracy on average). The report
-# judges each pair on each task, in exact match first.
-SOURCE = "Ruoss et al. 2023, average over tasks"
-BASES = ("rope", "learned", "alibi", "sinusoidal", "transformer_xl")
-PUBLISHED = tuple(published(f"randomized_{b}", b, SOURCE) for b in BASES)
+# Ruoss et al. 2023's headline is an aggregate: "+12.0% test accuracy on average" of the
+# randomized encodings over their base encodings, over 15 tasks, each score the maximum over
+# 10 seeds and 3 learning rates of the per-token accuracy averaged over test lengths 41..500.
+# Its per-task table is not transcribed (../shared/PROTOCOLS.md): judged as an aggregate here,
+# the mean over the tasks where both encodings are learned; per-task gains are ours alone.
+PUBLISHED = {
+    "numbers": [],
+    "aggregates": [
+        dict(
+            kind="mean_gain",
+            prefix="randomized_",
+            value=0.120,
+            over="15 tasks, per-token accuracy, max over 10 seeds x 3 learning rates",
+            source="Ruoss et al. 2023, abstract",
+        )
+    ],
+}
 
 
 def get_config(arg: str | None = None):
     """arg: "" (the rerun: 3 tasks x the rope and learned pairs, train to 16), "full" (every
     task and encoding), "published_lengths" (train to 40, test to 500), "published_architecture"
-    (the published model, train to 16) or "smoke"."""
+    (the published model, train to 16), "pilot" (one seed per rate, 3,000 steps: sizes each
+    task's budget) or "smoke"."""
     arg = arg or ""
     if arg not in (*LENGTHS, "smoke"):
         raise ValueError(f"arg must be one of {(*LENGTHS, 'smoke')}, got {arg!r}.")
@@ -142,22 +162,25 @@ def get_config(arg: str | None = None):
         base = [t for t in base if t["label"] == "sort"]
         encodings = [e for e in encodings if e["label"] in ("rope", "randomized_rope")]
         name = "Encoder protocol, the published architecture: sort, rope vs randomized_rope"
-        orderings = tuple(p for p in PUBLISHED if p["worse"] == "rope")
-    elif arg in ("full", "published_lengths", "smoke"):
-        orderings = PUBLISHED
-    else:
+    elif arg == "pilot":
+        base = [t for t in base if t["label"] in PILOT_TASKS]
+        keep = {*PILOT_BASES, *(f"randomized_{b}" for b in PILOT_BASES)}
+        encodings = [e for e in encodings if e["label"] in keep]
+        name = "Encoder protocol (Deletang et al. 2023 / Ruoss et al. 2023), reduced scale: pilot"
+    elif arg not in ("full", "published_lengths", "smoke"):
         base = [t for t in base if t["label"] in RERUN_TASKS]
         keep = {*RERUN_BASES, *(f"randomized_{b}" for b in RERUN_BASES)}
         encodings = [e for e in encodings if e["label"] in keep]
         name = "Encoder protocol (Deletang et al. 2023 / Ruoss et al. 2023), reduced scale: rerun"
-        orderings = tuple(p for p in PUBLISHED if p["worse"] in RERUN_BASES)
     c = sweep_config(
         name=name,
         tasks=base,
         encodings=encodings,
-        seeds=(0, 1, 2, 3, 4),
-        published_orderings=orderings,
+        seeds=(0,) if arg == "pilot" else (0, 1, 2, 3, 4),
+        protocol="encoder",
+        published=PUBLISHED,
     )
+    c.pilot = arg == "pilot"
     c.metric = "token_accuracy"  # the published metric of this protocol
     if smoke:
         c.overrides = ml_collections.ConfigDict({"train": {"steps": 10}})
@@ -174,13 +197,15 @@ def get_config(arg: str | None = None):
             # The published preset's model, or the reduced one.
             "model": {"width": 64} if arg == "published_architecture" else reduced,
             # Published: 2,000,000 steps, batch 128, constant rate in {1e-4, 3e-4, 5e-4}.
-            "train": to_criterion(
+            "train": fixed_budget(
                 learning_rates=(1e-3, 3e-3),
                 warmup_steps=100,
-                steps=1000 if arg == "published_architecture" else 2000,  # the cap
+                # every model's
+                steps={"published_architecture": 1000, "pilot": PILOT_STEPS}.get(arg, 2000),
                 schedule="cosine",  # published constant; decay helps in 1,000 steps
                 min_length=1,  # train lengths 1..train_max (published 1..40)
                 max_length=train_max,
+                **(PILOT_GATE if arg == "pilot" else {}),
             ),
             "eval": {
                 "lengths": (),  # dense: every length min_length..max_length

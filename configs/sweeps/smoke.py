@@ -20,6 +20,7 @@ def get_config(arg: str | None = None):
         tasks=[dict(label="copy", config=copy_config("smoke"))],
         encodings=[encoding("none", "none"), encoding("alibi", "alibi")],
         seeds=(0, 1),
+        protocol="decoder",
     )
     c.overrides = ml_collections.ConfigDict(
         {"train": {"steps": 20}}  # the smoke preset's steps, overridable from the command line

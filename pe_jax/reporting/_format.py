@@ -36,3 +36,16 @@ def below(x: float, threshold: float) -> str:
 def format_rate(rate) -> str:
     """A learning rate as the report writes it."""
     return "?" if rate is None else f"{rate:g}"
+
+
+def pvalue(p: float | None) -> str:
+    """A p-value: three significant digits, "< 0.001" below that, "—" when untestable."""
+    if p is None or math.isnan(p):
+        return "—"
+    return "< 0.001" if p < 0.001 else f"{p:.3g}"
+
+
+def p_is(p: float | None, name: str = "p") -> str:
+    """ "p = 0.0123", "p < 0.001" or "p —" for a sentence."""
+    text = pvalue(p)
+    return f"{name} {text}" if text.startswith(("<", "—")) else f"{name} = {text}"

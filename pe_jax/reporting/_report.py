@@ -6,12 +6,13 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from pe_jax.reporting._findings import findings, findings_markdown, gains
+from pe_jax.reporting._findings import findings, findings_markdown, gains, sensitivity
+from pe_jax.reporting._pilot import write_pilot_report
 from pe_jax.reporting._plots import plot_accuracy_vs_length, plot_ood_vs_cost
-from pe_jax.reporting._published import expand_published, published_sentences
+from pe_jax.reporting._published import published_section, published_sentences
 from pe_jax.reporting._results import load_runs, missing_runs, read_manifest
 from pe_jax.reporting._tables import markdown_report, write_csv
-from pe_jax.reporting._verdicts import Rules, judge
+from pe_jax.reporting._verdicts import Rules, judge, judge_task, other_gate_rules
 
 REPORT = "report.md"
 CSV = "results.csv"
@@ -26,7 +27,7 @@ def write_report(
     out_dir: str | os.PathLike | None = None,
     metric: str | None = None,
     title: str | None = None,
-    gate_threshold: float = 0.99,
+    gate_threshold: float | None = None,
     extrapolation_threshold: float = 0.9,
     log: Callable[[str], None] = print,
 ) -> dict[str, Path]:
@@ -41,16 +42,16 @@ def write_report(
       metric: the metric of tables and plots; None = the manifest's choice, else per protocol
         (per-token accuracy for the encoder protocol, exact match for the decoder protocol).
       title: the report's first heading; default the manifest's name or the folder name.
-      gate_threshold: exact match at the longest training length(s) a model needs to count as
-        learned, where results.json records no gate of the trainer's.
+      gate_threshold: the gate's bar in its metric; None = the sweep config's `gate` (in
+        sweep.json), else the protocol's declared gate (`pe_jax.rules.GATES`).
       extrapolation_threshold: the exact match that defines the extrapolation length.
       log: where the summary line goes.
 
     Returns:
       {"report": ..., "findings": ..., "csv": ..., "accuracy_plot": ..., "cost_plot": ...}
       paths written. findings.md holds the findings, for docs to quote: report.md's Findings
-      section, then the verdict on each ordering the sweep config says a paper published
-      (`sweep.published`: reproduced, contradicted or cannot tell, with the paired interval).
+      section, then the verdict on each claim the sweep config says a paper published
+      (`sweep.published`: reproduced, contradicted or cannot tell, with its test).
 
     Raises:
       ValueError: `workdir` is not a folder or holds no finished run.
@@ -62,8 +63,22 @@ def write_report(
     metric = metric or manifest.get("metric") or None
     out = Path(out_dir or workdir)
     out.mkdir(parents=True, exist_ok=True)
-    rules = Rules(gate_threshold=gate_threshold, extrapolation_threshold=extrapolation_threshold)
+    sweep = manifest.get("sweep_config") or {}
+    gate = sweep.get("gate") or {}
+    rules = Rules(
+        metric=metric if metric in ("exact_match", "token_accuracy") else None,
+        gate_metric=gate.get("metric") or None,
+        gate_threshold=gate_threshold if gate_threshold is not None else gate.get("threshold"),
+        extrapolation_threshold=extrapolation_threshold,
+    )
     verdicts = judge(runs, rules)
+    other = {
+        task: judge_task(
+            task, [v.run for v in tv.runs], other_gate_rules(rules, tv.runs[0].run.protocol)
+        )
+        for task, tv in verdicts.items()
+    }
+    sensitive = sensitivity(verdicts, other)
     paths = {
         "report": out / REPORT,
         "findings": out / FINDINGS,
@@ -74,8 +89,9 @@ def write_report(
     write_csv(runs, paths["csv"], verdicts=verdicts)
     plot_accuracy_vs_length(runs, paths["accuracy_plot"], metric=metric, verdicts=verdicts)
     plot_ood_vs_cost(runs, paths["cost_plot"], metric=metric, verdicts=verdicts)
-    spec = (manifest.get("sweep_config") or {}).get("published") or []
-    published = published_sentences(expand_published(spec, list(verdicts)), verdicts)
+    spec = sweep.get("published")
+    spec = spec if isinstance(spec, dict) else None  # a list: the older per-pair format
+    published = published_sentences(spec, verdicts, min_seeds=rules.min_seeds)
     text = markdown_report(
         runs,
         title=title or manifest.get("name") or Path(workdir).resolve().name,
@@ -85,9 +101,18 @@ def write_report(
         verdicts=verdicts,
         rules=rules,
         extra_findings=published,
+        extra_sections=[
+            published_section(spec, verdicts, min_seeds=rules.min_seeds),
+            "## Gate sensitivity\n\nThe same runs with the gate in the other metric (the other "
+            "protocol's declared gate):\n\n" + "\n".join(f"- {line}" for line in sensitive),
+        ],
     )
     paths["report"].write_text(text)
     items = [*findings(verdicts, gains(verdicts)), *published]
-    paths["findings"].write_text(findings_markdown(items, heading="# Findings") + "\n")
+    paths["findings"].write_text(findings_markdown(items, heading="# Findings", rules=rules) + "\n")
+    if sweep.get("pilot"):
+        paths["pilot"] = write_pilot_report(
+            runs, out, title=title or manifest.get("name") or "", rules=rules
+        )
     log(f"report of {len(runs)} runs written to {paths['report']}")
     return paths

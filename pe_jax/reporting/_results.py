@@ -8,6 +8,7 @@ order the tables as the sweep listed them and to name the runs that have not fin
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
 import os
@@ -139,7 +140,9 @@ def load_runs(workdir: str | os.PathLike) -> list[Run]:
       workdir: a sweep folder, or any folder holding runs at any depth.
 
     Returns:
-      Runs ordered by the manifest's task then encoding order (others after, by path).
+      Runs ordered by the manifest's task then encoding order (others after, by path). A
+      folder without any results.json but with a report's results.csv (a committed report
+      whose run folders are gone) is read from the CSV (`load_runs_csv`).
 
     Raises:
       ValueError: `workdir` does not exist, or its sweep manifest is damaged (naming it).
@@ -148,7 +151,10 @@ def load_runs(workdir: str | os.PathLike) -> list[Run]:
     if not root.is_dir():
         raise ValueError(f"workdir {str(root)!r} is not a folder.")
     runs = []
-    for path in sorted(root.rglob(RESULTS)):
+    paths = sorted(root.rglob(RESULTS))
+    if not paths and (root / RESULTS_CSV).is_file():
+        return load_runs_csv(root / RESULTS_CSV)
+    for path in paths:
         try:
             results = read_results(path)
         except DamagedFileError as error:  # one damaged run does not hide the others
@@ -184,11 +190,16 @@ def tidy_rows(runs: list[Run]) -> list[dict]:
     Returns:
       dicts with keys task, encoding, encoding_name, protocol, seed, learning_rate, length,
       train_max_length, split ("in" for T <= train_max_length, else "out"), exact_match,
-      token_accuracy, loss, num_params, time_per_step_s, steps.
+      token_accuracy, loss, num_params, time_per_step_s, steps (the run's budget or cap),
+      steps_trained (this model's optimizer steps; "" when not recorded), until (the
+      train-to-criterion bar; "" for a fixed budget), eval_samples (examples per length).
     """
     rows = []
     for run in runs:
         values = {name: run.metric(name) for name in METRICS if name in run.results.metrics}
+        trained = run.results.steps_trained or [""] * len(run.models)
+        until = run.results.until
+        samples = (run.results.config.get("eval") or {}).get("samples", "")
         for m, model in enumerate(run.models):
             for i, length in enumerate(run.lengths.tolist()):
                 row = {
@@ -207,6 +218,142 @@ def tidy_rows(runs: list[Run]) -> list[dict]:
                     num_params=run.num_params,
                     time_per_step_s=run.time_per_step_s,
                     steps=int(run.results.steps),
+                    steps_trained=trained[m],
+                    until="" if until is None else until,
+                    eval_samples=samples,
                 )
                 rows.append(row)
     return rows
+
+
+RESULTS_CSV = "results.csv"
+
+
+def _merged(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = (
+            _merged(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
+    return out
+
+
+def _run_config(manifest: dict, task: str, encoding: str) -> dict:
+    """A run's config rebuilt from the sweep manifest: the task's config, the sweep's
+    overrides, then the encoding's name and options."""
+    sweep = manifest.get("sweep_config") or {}
+    config = next((t["config"] for t in sweep.get("tasks", []) if t.get("label") == task), {})
+    config = _merged(config, sweep.get("overrides") or {})
+    entry = next((e for e in sweep.get("encodings", []) if e.get("label") == encoding), None)
+    if entry:
+        model = {**config.get("model", {}), "encoding": entry["name"]}
+        config = {**config, "model": {**model, "encoding_options": entry.get("options") or {}}}
+    return config
+
+
+def _float_or_none(text: str):
+    return None if text in ("", "None") else float(text)
+
+
+def load_runs_csv(path: str | os.PathLike) -> list[Run]:
+    """The runs of a report's results.csv (`write_csv`), for re-reporting without run folders.
+
+    Everything the rules read is in the CSV: per-model, per-length exact match and per-token
+    accuracy, the baselines, parameters, step time and steps. The run config comes from the
+    sweep manifest beside it (sweep.json); the CSV's own columns, where present, take
+    precedence for `until`, `eval_samples` and `steps_trained`. Run.path points where the run's
+    results.json was, so per-example scores and gate records are absent.
+
+    Raises:
+      DamagedFileError: the CSV lacks a column the rules need, or a value does not parse.
+    """
+    path = Path(path)
+    manifest = read_manifest(path.parent) or {}
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        groups: dict[tuple[str, str], list[dict]] = {}
+        baselines: dict[str, dict] = {}
+        for row in rows:
+            if row["kind"] == "baseline":
+                rule = row["encoding"].removeprefix("baseline:")
+                b = baselines.setdefault(row["task"], {}).setdefault(rule, {})
+                b[int(row["length"])] = (float(row["exact_match"]), float(row["token_accuracy"]))
+            else:
+                groups.setdefault((row["task"], row["encoding"]), []).append(row)
+        runs = [
+            _csv_run(path, manifest, key, group, baselines.get(key[0]))
+            for key, group in groups.items()
+        ]
+    except (KeyError, ValueError) as error:
+        raise DamagedFileError(f"{path} is not a report's results.csv: {error!r}.") from error
+    task_rank = {t: i for i, t in enumerate(manifest.get("tasks", []))}
+    enc_rank = {e: i for i, e in enumerate(manifest.get("encodings", []))}
+    far = len(task_rank) + len(enc_rank)
+    return sorted(runs, key=lambda r: (task_rank.get(r.task, far), enc_rank.get(r.encoding, far)))
+
+
+def _csv_run(path: Path, manifest: dict, key, rows: list[dict], baselines: dict | None) -> Run:
+    task, encoding = key
+    first = rows[0]
+    models = list(dict.fromkeys((int(r["seed"]), _float_or_none(r["learning_rate"])) for r in rows))
+    lengths = sorted({int(r["length"]) for r in rows})
+    index = {m: i for i, m in enumerate(models)}
+    where = {t: i for i, t in enumerate(lengths)}
+    metrics = {m: np.full((len(models), len(lengths)), np.nan) for m in METRICS}
+    trained = [None] * len(models)
+    for r in rows:
+        m = index[(int(r["seed"]), _float_or_none(r["learning_rate"]))]
+        for name in METRICS:
+            if r.get(name, "") != "":
+                metrics[name][m, where[int(r["length"])]] = float(r[name])
+        if r.get("steps_trained", "") != "":
+            trained[m] = int(r["steps_trained"])
+    config = _run_config(manifest, task, encoding)
+    train = dict(config.get("train") or {})
+    if "until" in first:
+        train["until"] = _float_or_none(first["until"])
+    evaluation = dict(config.get("eval") or {})
+    if first.get("eval_samples", "") != "":
+        evaluation["samples"] = int(first["eval_samples"])
+    config = {**config, "train": train, "eval": evaluation}
+    train_max = int(first["train_max_length"])
+    inside = np.asarray(lengths) <= train_max
+
+    def split(values):
+        return {
+            "in_distribution": values[:, inside].mean(1).tolist() if inside.any() else [],
+            "out_of_distribution": values[:, ~inside].mean(1).tolist() if (~inside).any() else [],
+        }
+
+    base = None
+    if baselines:
+        blengths = sorted(next(iter(baselines.values())))
+        base = {"lengths": blengths}
+        for rule, values in baselines.items():
+            base[rule] = {
+                "exact_match": [values[t][0] for t in blengths],
+                "token_accuracy": [values[t][1] for t in blengths],
+            }
+    results = Results(
+        config=config,
+        task=task,
+        protocol=first["protocol"],
+        encoding=first["encoding_name"],
+        seeds=list(dict.fromkeys(s for s, _ in models)),
+        train_max_length=train_max,
+        lengths=lengths,
+        metrics={name: v.tolist() for name, v in metrics.items() if not np.isnan(v).all()},
+        summary={name: split(v) for name, v in metrics.items() if not np.isnan(v).all()},
+        num_params=int(first["num_params"]),
+        steps=int(first["steps"]),
+        time_per_step_s=float(first["time_per_step_s"]),
+        baselines=base,
+        models=[{"seed": s, "learning_rate": lr} for s, lr in models],
+        steps_trained=trained if all(t is not None for t in trained) else None,
+        until=train.get("until"),
+    )
+    run_path = path.parent / task / encoding / RESULTS
+    return Run(task=task, encoding=encoding, path=run_path, results=results)

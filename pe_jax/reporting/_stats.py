@@ -1,30 +1,35 @@
-"""Statistics of the bench: sample spread, bootstrap intervals, paired tests, extrapolation length.
+"""Statistics of the bench: the seed is the unit of inference.
 
-Every function is plain NumPy on host arrays, deterministic for a given `seed`.
+Every function is plain NumPy/SciPy on host arrays, and deterministic.
 
-- Spread over seeds is the sample standard deviation (ddof=1).
-- Intervals are percentile bootstrap intervals (Efron & Tibshirani 1993, ch. 13).
-- Two encodings evaluated on the same examples are compared pairwise: the difference is taken
-  per (seed, example) pair, and the bootstrap resamples seeds and then examples within the
-  resampled seeds (a two-level bootstrap, Davison & Hinkley 1997, sec. 3.8), so both the spread
-  between trained models and the spread between examples enter the interval. A sign-flip
-  permutation test on the per-seed mean differences gives a p-value.
-- An ordering A > B is claimed only when the paired interval lies above zero.
+- A trained model (one seed) contributes one number: its mean score over the
+  out-of-distribution lengths, on the examples every model shares. Examples are not
+  independent replicates of the experiment (they are scored by the same weights), so they never
+  enter a standard error.
+- A mean over seeds gets a Student t interval (sample SD, ddof=1, n - 1 degrees of freedom).
+- Two encodings are compared by one t test, which gives both the interval and the p-value, so
+  the two cannot disagree: paired over seeds when both sides hold the same seeds and seed i of
+  each draws the same training batches (Student 1908), Welch's unequal-variance test otherwise
+  (Welch 1947).
+- The comparisons of a task form one family; Holm's step-down method adjusts their p-values
+  (Holm 1979), which controls the family-wise error rate under any dependence.
+- An aggregate over a fixed set of tasks (a paper's "mean over tasks") is the mean of the
+  per-task means; its variance is the sum of the per-task variances over T^2, with
+  Welch-Satterthwaite degrees of freedom (Satterthwaite 1946). Tasks are fixed, seeds random.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
-
-DEFAULT_RESAMPLES = 4000
-_CHUNK_ELEMENTS = 8_000_000
+from scipy import stats as _scipy_stats
 
 
 def _as_1d(name: str, values) -> np.ndarray:
-    array = np.asarray(values, dtype=np.float64)
-    if array.ndim != 1 or array.size == 0:
+    array = np.asarray(values, dtype=np.float64).reshape(-1)
+    if array.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {array.shape}.")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be finite, got {array}.")
@@ -43,112 +48,189 @@ def sample_sd(values) -> float:
     return float(np.std(array, ddof=1)) if array.size > 1 else 0.0
 
 
-def bootstrap_ci(
-    values,
-    *,
-    confidence: float = 0.95,
-    num_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-) -> tuple[float, float, float]:
-    """(mean, low, high): the mean of `values` and its percentile bootstrap interval.
+@dataclasses.dataclass(frozen=True)
+class TTest:
+    """A mean (or difference of means) with its t interval and two-sided p-value against 0.
+
+    Attributes:
+      estimate: the mean (of one side) or the difference a - b.
+      low, high: the interval at the test's confidence (NaN with fewer than 2 seeds a side).
+      p: two-sided p-value of "estimate = 0" (NaN where no test is possible).
+      df: degrees of freedom (NaN where no test is possible).
+      n_a, n_b: seeds on each side (n_b = 0 for a one-sample interval).
+      test: "one-sample t", "paired t", "Welch t" or "aggregate t".
+    """
+
+    estimate: float
+    low: float
+    high: float
+    p: float
+    df: float
+    n_a: int
+    n_b: int
+    test: str
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _t_result(estimate, se, df, confidence, n_a, n_b, test) -> TTest:
+    """The interval and p of `estimate` with standard error `se` on `df` degrees of freedom.
+
+    A zero standard error (every seed gave the same value) makes the interval a point; the p
+    is then 1 for a zero estimate and 0 otherwise, the limit of the t test as the spread
+    vanishes.
+    """
+    nan = float("nan")
+    if not np.isfinite(df) or df <= 0:
+        return TTest(float(estimate), nan, nan, nan, nan, n_a, n_b, test)
+    if se == 0.0:
+        p = 1.0 if estimate == 0.0 else 0.0
+        return TTest(
+            float(estimate), float(estimate), float(estimate), p, float(df), n_a, n_b, test
+        )
+    quantile = float(_scipy_stats.t.ppf(0.5 + confidence / 2.0, df))
+    p = float(2.0 * _scipy_stats.t.sf(abs(estimate) / se, df))
+    return TTest(
+        float(estimate),
+        float(estimate - quantile * se),
+        float(estimate + quantile * se),
+        p,
+        float(df),
+        n_a,
+        n_b,
+        test,
+    )
+
+
+def t_interval(values, *, confidence: float = 0.95) -> TTest:
+    """The mean of one value per seed, its Student t interval, and p against 0.
 
     Args:
-      values: one number per seed (e.g. a run's exact match per seed), shape [N].
+      values: one number per seed, shape [N].
       confidence: two-sided level of the interval.
-      num_resamples: bootstrap resamples.
-      seed: NumPy RNG seed.
 
-    With one value the interval is that value (no spread can be estimated).
+    Returns:
+      A `TTest` ("one-sample t"); with one seed the interval and p are NaN: no spread can be
+      estimated from one model.
 
     Raises:
       ValueError: empty or non-finite values, a confidence outside (0, 1).
     """
     array = _as_1d("values", values)
     confidence = _check_confidence(confidence)
-    mean = float(array.mean())
-    if array.size == 1:
-        return mean, mean, mean
-    rng = np.random.default_rng(seed)
-    index = rng.integers(0, array.size, size=(num_resamples, array.size))
-    means = array[index].mean(axis=1)
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    return mean, float(low), float(high)
+    n = array.size
+    se = sample_sd(array) / np.sqrt(n)
+    return _t_result(array.mean(), se, n - 1 if n > 1 else np.nan, confidence, n, 0, "one-sample t")
 
 
-def paired_difference(
-    a,
-    b,
-    *,
-    confidence: float = 0.95,
-    num_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Mean of a - b over paired (seed, example) scores, its two-level bootstrap interval, p.
+def compare_seeds(a, b, *, paired: bool, confidence: float = 0.95) -> TTest:
+    """a - b: one t test over seeds, giving the interval and the p-value together.
 
     Args:
-      a, b: scores [S, E] of two models on the same E examples, one row per seed (seed s of A
-        is paired with seed s of B: same data order and initial draw where the runs share
-        seeds); e.g. per-example exact match (0/1). Rows may also be per-seed summaries [S, 1].
+      a, b: one score per seed (e.g. each model's mean OOD exact match), shapes [Na], [Nb].
+      paired: True when a[i] and b[i] come from the same seed (same training batches): the
+        paired t test on the differences (Na must equal Nb). False: Welch's test.
       confidence: two-sided level of the interval.
-      num_resamples: bootstrap resamples (also used for the permutation test).
-      seed: NumPy RNG seed.
 
     Returns:
-      {"diff": mean difference, "low", "high": the interval, "p": two-sided sign-flip
-       permutation p-value over seeds (1.0 with a single seed), "seeds": S, "examples": E}.
+      A `TTest` of the difference of means ("paired t" or "Welch t"). Fewer than 2 seeds on a
+      side (or 2 pairs) leave the interval and p NaN.
 
     Raises:
-      ValueError: shapes that differ or are not [S, E], non-finite scores, a bad confidence.
+      ValueError: empty or non-finite scores, paired scores of different lengths, a bad
+        confidence.
     """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.ndim != 2 or a.shape != b.shape or a.size == 0:
-        raise ValueError(
-            f"a and b must be score arrays of one shape [seeds, examples], got {a.shape}, "
-            f"{b.shape}."
-        )
-    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-        raise ValueError("a and b must be finite.")
+    a, b = _as_1d("a", a), _as_1d("b", b)
     confidence = _check_confidence(confidence)
-    diff = a - b  # [S, E]
-    seeds, examples = diff.shape
-    rng = np.random.default_rng(seed)
-    # Level 1: seeds with replacement; level 2: examples with replacement within each seed.
-    means = np.empty(num_resamples)
-    chunk = max(1, _CHUNK_ELEMENTS // (seeds * examples))  # bounds memory to ~64 MB
-    for start in range(0, num_resamples, chunk):
-        count = min(chunk, num_resamples - start)
-        seed_index = rng.integers(0, seeds, size=(count, seeds, 1))
-        example_index = rng.integers(0, examples, size=(count, seeds, examples))
-        means[start : start + count] = diff[seed_index, example_index].mean(axis=(1, 2))
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    per_seed = diff.mean(axis=1)
-    observed = abs(per_seed.mean())
-    if seeds == 1:
-        p = 1.0
+    if paired:
+        if a.size != b.size:
+            raise ValueError(f"paired scores need one seed each side, got {a.size} and {b.size}.")
+        d = a - b
+        n = d.size
+        se = sample_sd(d) / np.sqrt(n)
+        return _t_result(d.mean(), se, n - 1 if n > 1 else np.nan, confidence, n, n, "paired t")
+    na, nb = a.size, b.size
+    estimate = a.mean() - b.mean()
+    if na < 2 or nb < 2:
+        return _t_result(estimate, 0.0, np.nan, confidence, na, nb, "Welch t")
+    va, vb = np.var(a, ddof=1) / na, np.var(b, ddof=1) / nb
+    se = float(np.sqrt(va + vb))
+    df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1)) if se > 0 else na + nb - 2
+    return _t_result(estimate, se, df, confidence, na, nb, "Welch t")
+
+
+def published_difference(
+    mean_a: float, sd_a: float, mean_b: float, sd_b: float, *, seeds: int
+) -> TTest:
+    """Welch's test of a paper's two encodings from their printed mean ± sd over `seeds` seeds.
+
+    Used to read which pairs a paper orders per task (p < 0.05) and which it leaves tied.
+    """
+    if seeds < 2:
+        raise ValueError(f"seeds must be >= 2 to test printed means, got {seeds}.")
+    va, vb = sd_a**2 / seeds, sd_b**2 / seeds
+    se = float(np.sqrt(va + vb))
+    df = (va + vb) ** 2 / ((va**2 + vb**2) / (seeds - 1)) if se > 0 else 2 * seeds - 2
+    return _t_result(mean_a - mean_b, se, df, 0.95, seeds, seeds, "Welch t")
+
+
+def aggregate_difference(per_task: Sequence[TTest], *, confidence: float = 0.95) -> TTest:
+    """The mean over a fixed set of tasks of per-task differences, with its t interval.
+
+    Args:
+      per_task: one `TTest` per task (each a difference with its interval), tasks fixed.
+      confidence: two-sided level.
+
+    Returns:
+      A `TTest` ("aggregate t") of the mean of the estimates. Each task's standard error is
+      recovered from its interval and df; variances add and are divided by T^2; degrees of
+      freedom by Welch-Satterthwaite. A task without an interval makes the aggregate NaN.
+
+    Raises:
+      ValueError: no tasks.
+    """
+    if not per_task:
+        raise ValueError("aggregate_difference needs at least one task.")
+    confidence = _check_confidence(confidence)
+    count = len(per_task)
+    estimate = float(np.mean([t.estimate for t in per_task]))
+    n_a = sum(t.n_a for t in per_task)
+    n_b = sum(t.n_b for t in per_task)
+    variances, dfs = [], []
+    for t in per_task:
+        if not np.isfinite(t.df) or not np.isfinite(t.low):
+            return _t_result(estimate, 0.0, np.nan, confidence, n_a, n_b, "aggregate t")
+        quantile = float(_scipy_stats.t.ppf(0.5 + confidence / 2.0, t.df))
+        variances.append(((t.high - t.estimate) / quantile) ** 2)
+        dfs.append(t.df)
+    variances = np.asarray(variances) / count**2
+    total = float(variances.sum())
+    if total == 0.0:
+        df = float(min(dfs))
     else:
-        signs = rng.choice((-1.0, 1.0), size=(num_resamples, seeds))
-        flipped = np.abs((signs * per_seed).mean(axis=1))
-        p = float((1 + np.sum(flipped >= observed - 1e-12)) / (num_resamples + 1))
-    return {
-        "diff": float(diff.mean()),
-        "low": float(low),
-        "high": float(high),
-        "p": p,
-        "seeds": seeds,
-        "examples": examples,
-    }
+        df = total**2 / float(np.sum(variances**2 / np.asarray(dfs)))
+    return _t_result(estimate, np.sqrt(total), df, confidence, n_a, n_b, "aggregate t")
 
 
-def ordering(comparison: dict[str, float]) -> str:
-    """'>' when the interval of a - b lies above zero, '<' below zero, '~' (no claim) otherwise."""
-    if comparison["low"] > 0:
-        return ">"
-    if comparison["high"] < 0:
-        return "<"
-    return "~"
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979), in the input order.
+
+    The k-th smallest p (k = 0..m-1) becomes max over j <= k of (m - j) * p_(j), capped at 1.
+    NaN p-values (comparisons that could not be tested) stay NaN and do not count in m.
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    valid = np.flatnonzero(np.isfinite(p))
+    m = valid.size
+    if m == 0:
+        return out
+    order = valid[np.argsort(p[valid], kind="stable")]
+    running = 0.0
+    for k, index in enumerate(order):
+        running = max(running, min(1.0, (m - k) * p[index]))
+        out[index] = running
+    return out
 
 
 def extrapolation_length(lengths: Sequence[int], exact_match, *, threshold: float = 0.9) -> int:

@@ -18,6 +18,7 @@ from pe_jax.reporting._findings import (
     findings_markdown,
     gains,
     gains_section,
+    gate_phrase,
     rate_grid_table,
 )
 from pe_jax.reporting._format import format_rate
@@ -219,19 +220,27 @@ def markdown_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def _model_line(run: Run) -> str:
+def _model_line(run: Run, budgets: str) -> str:
     config = run.results.config
     model, train = config.get("model", {}), config.get("train", {})
     grid = list(dict.fromkeys(m["learning_rate"] for m in run.models))
     rates = format_rate(grid[0]) if len(grid) == 1 else "s " + ", ".join(map(format_rate, grid))
     return (
         f"{run.protocol} protocol; model of depth {model.get('num_layers')}, width "
-        f"{model.get('width')}, {model.get('num_heads')} heads; {train.get('steps')} steps of "
-        f"batch {train.get('batch_size')} at learning rate {rates}; "
+        f"{model.get('width')}, {model.get('num_heads')} heads; batch "
+        f"{train.get('batch_size')} at learning rate {rates}; steps trained: {budgets}; "
         f"trained on lengths {train.get('min_length')}..{run.train_max_length}, evaluated on "
         f"{int(run.lengths.min())}..{int(run.lengths.max())} ({len(run.lengths)} lengths, "
         f"{config.get('eval', {}).get('samples')} examples each); seeds {run.seeds}."
     )
+
+
+def _budgets(verdict: TaskVerdict) -> str:
+    """The steps the shown models trained, per encoding when they differ."""
+    texts = {v.run.encoding: v.budget() for v in verdict.runs}
+    if len(set(texts.values())) == 1:
+        return next(iter(texts.values()))
+    return "; ".join(f"{enc} {text}" for enc, text in texts.items())
 
 
 def task_section(
@@ -249,25 +258,38 @@ def task_section(
     ref, ref_name = time_reference(runs)
     first = runs[0]
     rules = verdict.runs[0].rules
-    gate_lengths = sorted({t for v in verdict.runs for t in v.gate_lengths})
+    gate_v = verdict.runs[0]
+    small = [
+        v.run.encoding
+        for v in verdict.runs
+        if v.gate_examples is not None and v.gate_examples < rules.min_gate_examples
+    ]
     notes = [
         "Exact match (EM) first, per-token accuracy (tok.) beside it, in percent. In-dist. = "
         f"mean over lengths <= {first.train_max_length}; OOD = mean over the longer evaluated "
-        "lengths; then mean ± sample SD (ddof=1) over the learned models and a 95% bootstrap "
-        "CI over seeds. Best OOD EM mean among learned encodings in bold.",
-        f"Gate: a model is learned when its EM reaches {rules.gate_threshold:g} at the longest "
-        f"training length(s) (T={', '.join(map(str, gate_lengths))}) unless results.json "
-        "records the trainer's gate; ✗ marks a run with no learned model, whose numbers are "
-        "over all its models and which enters no ordering or aggregate.",
+        "lengths; then mean ± sample SD (ddof=1) over the learned models and a 95% t interval "
+        "over seeds (the seed is the unit). Best OOD EM mean among learned encodings in bold.",
+        f"Gate: a model is learned when its {gate_phrase(gate_v)} (the final evaluation's "
+        "held-out examples); ✗ marks a run with no learned model, whose numbers are over all its "
+        "models at the chosen rate and which enters no ordering or aggregate."
+        + (
+            f" The pooled test reads fewer than {rules.min_gate_examples:,} examples per model "
+            f"for {', '.join(small)}."
+            if small
+            else ""
+        ),
+        f"Comparisons: each model's OOD mean of {METRIC_TITLES.get(verdict.metric)}, one t test "
+        "over seeds per pair (paired when both sides hold the same learned seeds, Welch "
+        "otherwise), Holm over the task's pairs.",
         f"Extrap.: the largest evaluated length up to which EM >= "
         f"{rules.extrapolation_threshold:g} at every length, divided by the training length "
-        "(mean over learned models, 95% bootstrap CI).",
+        "(mean over learned models, 95% t interval).",
         "Baseline rows: no learning (uniform answer tokens; the majority input symbol; the "
         "best input-blind rule), Monte Carlo from the task's sampler.",
         f"Plotted metric: {METRIC_TITLES.get(metric, metric)} (`{metric}`).",
         "Step time: steady-state time per training step (all seeds in one program) relative "
         f"to {ref_name}, which took {1000 * ref.time_per_step_s:.1f} ms per step on "
-        f"{ref.results.device_kind or '?'} ({ref.results.backend or '?'}).",
+        f"{ref.results.device_kind or '?'} ({ref.results.backend or '?'}); wall clock.",
     ]
     if verdict.learned_at_scale is False:
         notes.insert(
@@ -276,10 +298,10 @@ def task_section(
             "baseline in distribution; this task enters no ordering or aggregate.",
         )
     bullets = "\n".join(f"- {n}" for n in notes)
-    parts = [f"## {task}", _model_line(first), markdown_table(rows), bullets]
+    parts = [f"## {task}", _model_line(first, _budgets(verdict)), markdown_table(rows), bullets]
     if any(len(v.rates) > 1 for v in verdict.runs):
         parts += [f"### Learning rates ({task})", rate_grid_table(verdict)]
-    parts += [f"### Paired comparisons ({task})", comparisons_table(verdict)]
+    parts += [f"### Comparisons ({task})", comparisons_table(verdict)]
     return "\n\n".join(parts)
 
 
@@ -301,6 +323,7 @@ def markdown_report(
     verdicts: dict[str, TaskVerdict] | None = None,
     rules: Rules = DEFAULT_RULES,
     extra_findings: Sequence[str] = (),
+    extra_sections: Sequence[str] = (),
 ) -> str:
     """The whole report.md: title, findings, one section per task, gains, images, unfinished.
 
@@ -312,18 +335,20 @@ def markdown_report(
       missing: "task/encoding" names of planned runs without results.
       verdicts: `judge(runs, rules)`, if already computed.
       rules: the gate and extrapolation thresholds.
-      extra_findings: sentences appended to the findings (the published orderings' verdicts).
+      extra_findings: sentences appended to the findings (the published claims' verdicts).
+      extra_sections: markdown sections placed after the tasks (the published claims).
     """
     verdicts = verdicts or judge(runs, rules)
     gain_items = gains(verdicts)
-    parts = [f"# {title}", "Generated from the runs' results.json files by pe_jax.reporting."]
-    parts.append(findings_markdown([*findings(verdicts, gain_items), *extra_findings]))
+    parts = [f"# {title}", "Generated from the runs' result files by pe_jax.reporting."]
+    parts.append(findings_markdown([*findings(verdicts, gain_items), *extra_findings], rules=rules))
     parts += [
         task_section(t, rs, metric=metric, verdict=verdicts[t], rules=rules)
         for t, rs in group_by_task(runs).items()
     ]
     if gain_items:
-        parts.append(gains_section(gain_items))
+        parts.append(gains_section(gain_items, next(iter(verdicts.values())).metric))
+    parts += [section for section in extra_sections if section]
     if images:
         parts.append("## Plots")
         parts += [f"![{Path(p).stem}]({p})" for p in images]

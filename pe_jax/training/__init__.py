@@ -12,6 +12,7 @@ from pe_jax.training._executors import (
 from pe_jax.training._load import LoadedRun, load_run
 from pe_jax.training._mesh import make_mesh
 from pe_jax.training._optim import make_optimizer, make_schedule
+from pe_jax.training._plan import PlannedRun, plan_markdown, plan_sweep, total_core_hours
 from pe_jax.training._ray_executor import RayExecutor
 from pe_jax.training._run import NonFiniteError, check_config, train_and_evaluate
 from pe_jax.training._settings import Settings, settings_from_config
@@ -31,6 +32,10 @@ from pe_jax.training._sweep import (
 )
 
 __all__ = [
+    "PlannedRun",
+    "plan_markdown",
+    "plan_sweep",
+    "total_core_hours",
     "Claim",
     "LoadedRun",
     "LocalExecutor",

@@ -226,9 +226,14 @@ def write_manifest(sweep: ml_collections.ConfigDict, runs: Sequence[SweepRun], r
     runfiles.write_manifest(root, manifest)
 
 
+# The fields of a sweep config that only the report reads: `refresh_manifest` updates them.
+REPORT_FIELDS = ("name", "metric", "gate", "published")
+
+
 def refresh_manifest(sweep: ml_collections.ConfigDict, workdir: str | os.PathLike) -> None:
-    """Rewrites <workdir>/sweep.json from `sweep` without training: e.g. after the config's
-    report fields (name, metric, published orderings) changed while its runs were training.
+    """Updates the report fields (`REPORT_FIELDS`: name, metric, gate, published claims) of
+    <workdir>/sweep.json from `sweep` without training, keeping the rest as the runs were
+    planned (their config, tasks and encodings); writes the whole manifest when there is none.
 
     Raises:
       ValueError: a bad sweep config, or `workdir` is not a folder.
@@ -236,7 +241,22 @@ def refresh_manifest(sweep: ml_collections.ConfigDict, workdir: str | os.PathLik
     root = Path(workdir)
     if not root.is_dir():
         raise ValueError(f"workdir {str(workdir)!r} is not a folder.")
-    write_manifest(sweep, expand_sweep(sweep), root)
+    runs = expand_sweep(sweep)
+    old = runfiles.read_manifest(root)
+    if old is None:
+        write_manifest(sweep, runs, root)
+        return
+    if not is_primary():
+        return
+    fresh = json.loads(sweep.to_json())
+    config = {**(old.get("sweep_config") or {}), **{k: fresh.get(k) for k in REPORT_FIELDS}}
+    manifest = {
+        **old,
+        "name": sweep.get("name") or old.get("name"),
+        "metric": sweep.get("metric") or "",
+        "sweep_config": config,
+    }
+    runfiles.write_manifest(root, manifest)
 
 
 def _silent(_: str) -> None:
