@@ -53,10 +53,8 @@ def write_run(root, encoding, em, *, learned, cpu=None, time=0.01, task="copy"):
     (folder / "results.json").write_text(json.dumps(results))
 
 
-def curve(ood, ind=1.0):
-    """EM per length: `ind` at the training lengths 1..4 (a model that is not learned has
-    ind < 1, whichever way a gate reads the training range), `ood` beyond."""
-    return [ind] * 4 + [ood] * 4
+def curve(ood):
+    return [1.0] * 4 + [ood] * 4
 
 
 @pytest.fixture
@@ -64,9 +62,9 @@ def runs(tmp_path):
     # none: 3 learned seeds with OOD 0.5, 0.55, 0.6; alibi: none learned; rope: 2 of 3 learned.
     write_run(tmp_path, "none", [curve(0.5), curve(0.55), curve(0.6)], learned=[True] * 3,
               cpu=0.02, time=0.05)  # fmt: skip
-    write_run(tmp_path, "alibi", [curve(0.1, 0.5)] * 3, learned=[False] * 3, cpu=0.03, time=0.01)
+    write_run(tmp_path, "alibi", [curve(0.1)] * 3, learned=[False] * 3, cpu=0.03, time=0.01)
     write_run(
-        tmp_path, "rope", [curve(0.3), curve(0.4), curve(0.0, 0.5)], learned=[True, True, False]
+        tmp_path, "rope", [curve(0.3), curve(0.4), curve(0.0)], learned=[True, True, False]
     )  # fmt: skip (written before CPU time was recorded)
     return load_runs(tmp_path)
 
@@ -157,8 +155,8 @@ def test_cost_plot_reads_cpu_seconds_per_step_and_names_the_runs_without_it(runs
 
 
 def test_a_panel_no_model_learned_says_so_once(tmp_path):
-    write_run(tmp_path, "none", [curve(0.1, 0.4)] * 2, learned=[False] * 2)
-    write_run(tmp_path, "rope", [curve(0.2, 0.5)] * 2, learned=[False] * 2)
+    write_run(tmp_path, "none", [curve(0.1)] * 2, learned=[False] * 2)
+    write_run(tmp_path, "rope", [curve(0.2)] * 2, learned=[False] * 2)
     ax = accuracy_figure(load_runs(tmp_path)).axes[0]
     assert "Not learned by any model of any encoding" in ax.get_xlabel()
     assert sorted(line.get_gid() for line in ax.lines if "learned" in line.get_gid()) == [
