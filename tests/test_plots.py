@@ -54,7 +54,7 @@ def write_run(root, encoding, em, *, learned, cpu=None, time=0.01, task="copy"):
 
 
 def curve(ood):
-    return [1.0, 1.0, 1.0, 1.0, ood, ood, ood, ood]
+    return [1.0] * 4 + [ood] * 4
 
 
 @pytest.fixture

@@ -139,8 +139,9 @@ def _figure_setup(runs, verdicts, rules, dpi):
     return verdicts, groups, _styles(labels), fig, axes
 
 
-def not_learned_caption(verdicts: Sequence[RunVerdict]) -> str:
-    """The caption's list of a task's models that are not learned (empty when none)."""
+def not_learned_caption(verdicts: Sequence[RunVerdict], *, marks: str = "lines and bands") -> str:
+    """The caption's list of a task's models that are not learned (empty when none); `marks`
+    names what they are left out of ("lines and bands", "points and bars")."""
     parts = []
     for v in verdicts:
         selected, counted = int(v.selected.sum()), int(v.counted.sum())
@@ -151,8 +152,8 @@ def not_learned_caption(verdicts: Sequence[RunVerdict]) -> str:
     if not parts:
         return ""
     if len(verdicts) > 1 and not any(v.any_learned for v in verdicts):
-        return "Not learned by any model of any encoding (every line faded)."
-    return "Not learned (left out of lines and bands): " + "; ".join(parts) + "."
+        return f"Not learned by any model of any encoding (all {marks} faded)."
+    return f"Not learned (left out of {marks}): " + "; ".join(parts) + "."
 
 
 def _caption(ax, first: str, notes: Sequence[str]) -> None:
@@ -329,6 +330,11 @@ def cost_figure(
             reference = nope[0] if nope else min(timed, key=lambda v: cpu_seconds_per_step(v.run))
             ref_cpu = cpu_seconds_per_step(reference.run)
             ref_name = "NoPE" if nope else f"the cheapest ({reference.run.encoding})"
+        # Neighbours in cost alternate their labels above and below, so labels do not collide.
+        rank = {
+            id(v): i
+            for i, v in enumerate(sorted(timed, key=lambda v: v.run.results.cpu_seconds_per_step))
+        }
         for v in timed:
             enc, color = v.run.encoding, styles[v.run.encoding]["color"]
             x = cpu_seconds_per_step(v.run) / ref_cpu
@@ -342,7 +348,8 @@ def cost_figure(
                                  alpha=1.0 if v.any_learned else NOT_LEARNED_ALPHA)  # fmt: skip
             points[0].set_gid(f"{'model' if v.any_learned else 'not_learned'}:{enc}")
             label = enc if v.any_learned else f"{enc} (not learned)"
-            ax.annotate(label, (x, mean), xytext=(4, 4), textcoords="offset points", fontsize=7)
+            offset = (4, 4) if rank[id(v)] % 2 == 0 else (4, -10)
+            ax.annotate(enc, (x, mean), xytext=offset, textcoords="offset points", fontsize=7)
             handles.setdefault(label, points)
         if tv.baselines and name in ("exact_match", "token_accuracy"):
             bar = tv.baseline_mean("input_blind", name, "out")
@@ -357,7 +364,7 @@ def cost_figure(
             ax.text(0.5, 0.5, "no run of this task recorded its CPU time per step",
                     transform=ax.transAxes, ha="center", va="center", fontsize=9)  # fmt: skip
         first = f"CPU time per step relative to {ref_name}" if timed else "CPU time per step"
-        notes = [not_learned_caption(timed)]
+        notes = [not_learned_caption(timed, marks="points and bars")]
         if untimed:
             notes.append(
                 f"Left out (no CPU time per step in results.json, written before it was "
