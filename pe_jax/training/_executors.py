@@ -10,7 +10,10 @@ executors, shards and separate sweep processes can share one sweep folder.
   (or `gpus_per_run` GPUs; Ray then sets CUDA_VISIBLE_DEVICES, so JAX inside the task sees
   only its devices).
 Executors yield an `Outcome` per run as runs complete; a run that raises or whose worker dies
-is an Outcome "failed" with its error, and the others go on.
+is an Outcome "failed" with its error, and the others go on. Every executor takes `stop`, a
+callable polled between runs and (through the trainer) between steps: once it returns True no
+run starts (the queued ones are "cancelled"), and the running ones checkpoint and stop
+("interrupted"), releasing their claims (`StopOnSignals` makes SIGINT and SIGTERM set it).
 """
 
 from __future__ import annotations
@@ -20,19 +23,23 @@ import dataclasses
 import multiprocessing
 import os
 import queue
+import signal
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 
+from pe_jax.runfiles import DamagedFileError
 from pe_jax.training._claims import (
     FAILED,
     HEARTBEAT_S,
     STALE_AFTER_S,
+    ClaimLostError,
     clear_failed,
-    failed_since,
+    fs_now,
     is_stale,
     mark_failed,
     read_claim,
+    read_failed,
     try_claim,
 )
 
@@ -42,7 +49,9 @@ _SINGLE_THREAD_FLAG = "--xla_cpu_multi_thread_eigen=false"
 @dataclasses.dataclass(frozen=True)
 class Outcome:
     """What became of one run: "trained" here, "finished" (by another process meanwhile),
-    "claimed" (another live process holds it), or "failed" with its error."""
+    "claimed" (another live process holds it), "lost" (its claim was taken over while it
+    trained; it stopped writing), "interrupted" (stopped on request after a checkpoint),
+    "cancelled" (never started: a stop was requested), or "failed" with its error."""
 
     name: str
     status: str
@@ -52,12 +61,39 @@ class Outcome:
 
 @dataclasses.dataclass(frozen=True)
 class ClaimOptions:
-    """How claims are taken: `since` is the sweep's start (failures recorded after it are not
-    retried); a claim untouched for `stale_after_s` is taken over."""
+    """How claims are taken and failures retried.
 
-    since: float
+    Attributes:
+      known_failures: ids of the failed.json files present when the sweep started: those runs
+        are retried. A failure recorded later (by a peer during this sweep) is reported, not
+        retried, unless `retry_failed`. No clocks are compared.
+      retry_failed: retry every failed run, also those a peer failed during this sweep.
+      stale_after_s: a claim untouched for this long is taken over.
+      heartbeat_s: how often a held claim is renewed.
+    """
+
+    known_failures: frozenset[str] = frozenset()
+    retry_failed: bool = False
     stale_after_s: float = STALE_AFTER_S
     heartbeat_s: float = HEARTBEAT_S
+
+
+def known_failures(runs, root) -> tuple[frozenset[str], dict[str, str]]:
+    """The ids of the runs' failed.json files now, and {run name: error} of damaged ones."""
+    ids, damaged = set(), {}
+    for run in runs:
+        try:
+            record = read_failed(run.workdir(root))
+        except DamagedFileError as e:
+            damaged[run.name] = f"{type(e).__name__}: {e}"
+            continue
+        if record is not None:
+            ids.add(record["id"])
+    return frozenset(ids), damaged
+
+
+def _never() -> bool:
+    return False
 
 
 def run_claimed(
@@ -67,22 +103,43 @@ def run_claimed(
     overwrite: bool,
     claims: ClaimOptions,
     log: Callable[[str], None] = print,
+    stop: Callable[[], bool] | None = None,
+    token: str | None = None,
 ) -> Outcome:
     """Trains one SweepRun in this process if it is free: claim, train, release.
 
-    Any exception of the run is caught and returned as Outcome "failed" (and recorded in
-    failed.json), so one bad run never stops a sweep.
+    The trainer checks the claim before every write (`Claim.check`): once it is lost the run
+    stops without writing and the Outcome is "lost". Any other exception of the run is caught
+    and returned as Outcome "failed" (and recorded in failed.json, while the claim is still
+    held), so one bad run never stops a sweep; so is a damaged claim.json or failed.json,
+    named in the error. `stop` (see the module docstring) and `token` (`try_claim`: a retried
+    task reclaiming its own claim) are passed on.
     """
-    from pe_jax.training._run import train_and_evaluate
+    from pe_jax.training._run import RunInterrupted, train_and_evaluate
     from pe_jax.training._sweep import is_finished
 
+    stop = stop or _never
     run_dir = run.workdir(root)
     if is_finished(run, root):
         return Outcome(run.name, "finished")
-    error = failed_since(run_dir, claims.since)
-    if error is not None:  # a peer of this sweep already failed it
-        return Outcome(run.name, "failed", error)
-    claim = try_claim(run_dir, stale_after_s=claims.stale_after_s, heartbeat_s=claims.heartbeat_s)
+    if stop():
+        return Outcome(run.name, "cancelled")
+    try:
+        failure = read_failed(run_dir)
+        if (
+            failure is not None
+            and not claims.retry_failed
+            and failure["id"] not in claims.known_failures
+        ):  # a peer of this sweep failed it
+            return Outcome(run.name, "failed", failure["error"])
+        claim = try_claim(
+            run_dir,
+            stale_after_s=claims.stale_after_s,
+            heartbeat_s=claims.heartbeat_s,
+            token=token,
+        )
+    except DamagedFileError as e:
+        return Outcome(run.name, "failed", f"{type(e).__name__}: {e}")
     if claim is None:
         return Outcome(run.name, "claimed")
     with claim:
@@ -90,10 +147,27 @@ def run_claimed(
             return Outcome(run.name, "finished")
         t0 = time.perf_counter()
         try:
-            train_and_evaluate(run.config, run_dir, overwrite=overwrite, log=log)
+            train_and_evaluate(
+                run.config,
+                run_dir,
+                overwrite=overwrite,
+                log=log,
+                fence=claim.check,
+                stop=lambda: stop() or claim.lost is not None,
+            )
+            claim.check()
+        except ClaimLostError as e:
+            log(f"stopped without writing: {e}")
+            return Outcome(run.name, "lost", str(e), time.perf_counter() - t0)
+        except RunInterrupted as e:
+            return Outcome(run.name, "interrupted", str(e), time.perf_counter() - t0)
         except Exception as e:  # noqa: BLE001 - recorded, reported, and the sweep goes on
             error = f"{type(e).__name__}: {e}"
             log(traceback.format_exc().rstrip())
+            try:
+                claim.check()  # failed.json is the claim holder's to write
+            except ClaimLostError as lost:
+                return Outcome(run.name, "lost", f"{lost}; {error}", time.perf_counter() - t0)
             mark_failed(run_dir, error)
             return Outcome(run.name, "failed", error, time.perf_counter() - t0)
         clear_failed(run_dir)
@@ -101,9 +175,65 @@ def run_claimed(
 
 
 def held_elsewhere(run, root, claims: ClaimOptions) -> bool:
-    """Whether another process holds a live claim on the run (a look, not a claim)."""
-    claim = read_claim(run.workdir(root))
-    return claim is not None and not is_stale(claim, stale_after_s=claims.stale_after_s)
+    """Whether another process holds a live claim on the run (a look, not a claim; a damaged
+    claim.json is left for `run_claimed` to report)."""
+    run_dir = run.workdir(root)
+    try:
+        claim = read_claim(run_dir)
+    except DamagedFileError:
+        return False
+    if claim is None:
+        return False
+    return not is_stale(claim, stale_after_s=claims.stale_after_s, now=fs_now(run_dir))
+
+
+class StopOnSignals:
+    """A stop request from SIGINT or SIGTERM, for the executors' `stop`.
+
+    Inside the `with` block the first of these signals makes the instance return True (no new
+    run starts, queued runs are cancelled, running runs checkpoint and stop, claims are
+    released); with `once` the handlers in place before are put back at once, so a second
+    signal acts as it did before (Ctrl-C twice: KeyboardInterrupt); without it (a worker
+    process, which may get both the terminal's SIGINT and its parent's SIGTERM) every later
+    signal is absorbed as well. Only the main thread can install them.
+
+    Attributes:
+      signum: the signal received, or None.
+    """
+
+    def __init__(
+        self, signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM), *, once: bool = True
+    ):
+        self.signals = tuple(signals)
+        self.once = once
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number (130 for SIGINT, 143 for SIGTERM); 0 without a signal."""
+        return 0 if self.signum is None else 128 + self.signum
+
+    def _handle(self, signum, _frame) -> None:
+        self.signum = self.signum or signum
+        if self.once:
+            self._restore()
+
+    def _restore(self) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
+
+    def __enter__(self) -> StopOnSignals:
+        for number in self.signals:
+            self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._restore()
 
 
 class LocalExecutor:
@@ -118,18 +248,29 @@ class LocalExecutor:
             raise ValueError(f"workers must be an int >= 1, got {workers!r}.")
         self.workers = workers
 
-    def run(self, runs, root, *, overwrite, claims, started, log) -> Iterator[Outcome]:
+    def run(self, runs, root, *, overwrite, claims, started, log, stop=None) -> Iterator[Outcome]:
+        stop = stop or _never
         if self.workers == 1:
             for run in runs:
+                if stop():
+                    yield Outcome(run.name, "cancelled")
+                    continue
                 if not held_elsewhere(run, root, claims):
                     started(run)
                 yield run_claimed(
-                    run, root, overwrite=overwrite, claims=claims, log=lambda m: log(f"  {m}")
+                    run,
+                    root,
+                    overwrite=overwrite,
+                    claims=claims,
+                    log=lambda m: log(f"  {m}"),
+                    stop=stop,
                 )
             return
-        yield from self._run_pool(runs, root, overwrite=overwrite, claims=claims, log=log)
+        yield from self._run_pool(
+            runs, root, overwrite=overwrite, claims=claims, log=log, stop=stop
+        )
 
-    def _run_pool(self, runs, root, *, overwrite, claims, log) -> Iterator[Outcome]:
+    def _run_pool(self, runs, root, *, overwrite, claims, log, stop) -> Iterator[Outcome]:
         slots: queue.Queue = queue.Queue()
         for cores in core_shares(self.workers):
             slots.put(cores)
@@ -137,9 +278,14 @@ class LocalExecutor:
         cache_dir = compile_cache_dir()
 
         def one(run) -> Outcome:
+            if stop():
+                return Outcome(run.name, "cancelled")
             if held_elsewhere(run, root, claims):  # spare a process start
                 return Outcome(run.name, "claimed")
             cores = slots.get()
+            if stop():
+                slots.put(cores)
+                return Outcome(run.name, "cancelled")
             receive, send = context.Pipe(duplex=False)
             args = (run, str(root), overwrite, claims, cores, cache_dir, send)
             worker = context.Process(target=_worker_main, args=args, name=run.name)
@@ -147,7 +293,12 @@ class LocalExecutor:
                 worker.start()
                 send.close()
                 log(f"{run.name}: started in worker pid {worker.pid} on cores {sorted(cores)}")
-                outcome = receive.recv() if receive.poll(None) else None
+                asked = False
+                while not receive.poll(0.2):  # True on an answer or when the worker is gone
+                    if stop() and not asked:  # it checkpoints, releases its claim, answers
+                        worker.terminate()
+                        asked = True
+                outcome = receive.recv()
             except EOFError:  # the worker died before it could answer
                 outcome = None
             finally:
@@ -155,6 +306,8 @@ class LocalExecutor:
                 slots.put(cores)
             if outcome is None:
                 error = f"worker pid {worker.pid} exited with code {worker.exitcode}"
+                if stop():  # killed while stopping: nothing failed, a rerun resumes it
+                    return Outcome(run.name, "interrupted", error)
                 if not (run.workdir(root) / "results.json").exists():
                     mark_failed(run.workdir(root), error)
                 outcome = Outcome(run.name, "failed", error)
@@ -184,19 +337,29 @@ def compile_cache_dir() -> str:
 
 
 def _worker_main(run, root, overwrite, claims, cores, cache_dir, send) -> None:
-    """A spawned worker: pin, limit XLA threads, set the compile cache, train one run."""
-    os.sched_setaffinity(0, cores)
-    flags = os.environ.get("XLA_FLAGS", "")
-    if len(cores) == 1 and "xla_cpu_multi_thread_eigen" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} {_SINGLE_THREAD_FLAG}".strip()
-    from pe_jax import runtime
+    """A spawned worker: pin, limit XLA threads, set the compile cache, train one run.
 
-    runtime.configure(cache_dir=cache_dir, xla_flags=False)
-    outcome = run_claimed(
-        run, root, overwrite=overwrite, claims=claims, log=lambda m: print(f"  [{run.name}] {m}")
-    )
-    send.send(outcome)
-    send.close()
+    SIGINT (Ctrl-C reaches the whole process group) and SIGTERM (the parent's request) make
+    the run checkpoint and stop; the worker then answers "interrupted".
+    """
+    with StopOnSignals(once=False) as stop:
+        os.sched_setaffinity(0, cores)
+        flags = os.environ.get("XLA_FLAGS", "")
+        if len(cores) == 1 and "xla_cpu_multi_thread_eigen" not in flags:
+            os.environ["XLA_FLAGS"] = f"{flags} {_SINGLE_THREAD_FLAG}".strip()
+        from pe_jax import runtime
+
+        runtime.configure(cache_dir=cache_dir, xla_flags=False)
+        outcome = run_claimed(
+            run,
+            root,
+            overwrite=overwrite,
+            claims=claims,
+            log=lambda m: print(f"  [{run.name}] {m}"),
+            stop=stop,
+        )
+        send.send(outcome)
+        send.close()
 
 
 def make_executor(
@@ -240,13 +403,30 @@ def take_shard(runs: Sequence, shard) -> list:
 
 
 def settled(run, root) -> bool:
-    """Whether a run needs nobody any more: finished, or failed and not claimed by anyone."""
+    """Whether a run needs nobody any more: finished, or failed (or its claim.json damaged)
+    and not claimed by anyone."""
     from pe_jax.training._sweep import is_finished
 
     if is_finished(run, root):
         return True
-    failed = (run.workdir(root) / FAILED).exists()
-    return failed and read_claim(run.workdir(root)) is None
+    try:
+        claim = read_claim(run.workdir(root))
+    except DamagedFileError:
+        return True  # reported failed, naming the file; waits for a person
+    return claim is None and (run.workdir(root) / FAILED).exists()
+
+
+def pending(run, root, claims: ClaimOptions) -> str | None:
+    """Why a run is not settled: who holds it, or that nobody does; None when settled."""
+    if settled(run, root):
+        return None
+    claim = read_claim(run.workdir(root))
+    if claim is None:
+        return "not finished and not claimed: rerun the sweep"
+    who = f"{claim.get('host')} pid {claim.get('pid')}"
+    if is_stale(claim, stale_after_s=claims.stale_after_s, now=fs_now(run.workdir(root))):
+        return f"claim of {who} is stale: rerun the sweep to take it over"
+    return f"held by {who}"
 
 
 def train_together(runs, root, overwrite, started, log) -> Iterator[Outcome]:
@@ -299,6 +479,9 @@ class Progress:
             "trained": f"done in {format_eta(outcome.seconds)}",
             "finished": "finished by another process",
             "claimed": "claimed by another live process; left to it",
+            "lost": f"claim taken over while training; stopped without writing ({outcome.error})",
+            "interrupted": "stopped on request (checkpointed; a rerun resumes it)",
+            "cancelled": "cancelled (a stop was requested before it started)",
             "failed": f"FAILED ({outcome.error})",
         }[outcome.status]
         self.log(f"[{self.done}/{self.total}] {outcome.name}: {what} (ETA {self.eta()})")

@@ -20,7 +20,6 @@ import fnmatch
 import json
 import os
 import re
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -35,7 +34,10 @@ from pe_jax.training._distributed import is_primary
 from pe_jax.training._executors import (
     ClaimOptions,
     LocalExecutor,
+    Outcome,
     Progress,
+    known_failures,
+    pending,
     settled,
     take_shard,
     train_together,
@@ -253,13 +255,18 @@ def run_sweep(
     executor: LocalExecutor | RayExecutor | None = None,
     shard: str | Sequence[int] | None = None,
     stale_after_s: float = STALE_AFTER_S,
+    retry_failed: bool = False,
+    stop: Callable[[], bool] | None = None,
 ) -> dict:
     """Trains and evaluates every run of `sweep` not finished yet, each in its own folder.
 
     Finished runs (results.json of the same config) are skipped without loading anything;
     partial runs resume from their last checkpoint. A run that raises (a NaN loss, a dead
     worker, a damaged config.json or results.json without `overwrite`) is recorded as failed
-    (<run>/failed.json) and the sweep goes on. Progress lines give runs done / total and an ETA
+    (<run>/failed.json) and the sweep goes on; a damaged claim.json or failed.json fails that
+    run alone, naming the file. Runs whose failed.json was there when the sweep started are
+    retried; a failure recorded during the sweep (by a peer) is reported, not retried, unless
+    `retry_failed`. Progress lines give runs done / total and an ETA
     from the throughput of the runs trained so far. In a multi-process JAX job every process
     calls this with the same arguments (each run is one global program, trained without
     claims); process 0 writes and logs.
@@ -275,11 +282,17 @@ def run_sweep(
         processes on one workdir split the runs; runs another live process holds are left to it.
       shard: "i/n": only the selected runs whose index mod n is i (e.g. one SLURM array task).
       stale_after_s: a claim without heartbeat for this long is taken over.
+      retry_failed: retry failed runs also when a peer failed them during this sweep.
+      stop: polled between runs and steps; once True, no run starts, queued runs are
+        cancelled and running ones checkpoint and stop (`StopOnSignals` for SIGINT/SIGTERM).
 
     Returns:
       {"trained": [names], "skipped": [names], "failed": {name: message},
-       "claimed": [names held by other processes], "results": {name: results dict},
-       "complete": whether every selected run of every shard is now finished or failed}.
+       "claimed": [names held by other processes, or lost to them while training],
+       "interrupted": [names stopped after a checkpoint], "cancelled": [names never started],
+       "results": {name: results dict},
+       "complete": whether every selected run of every shard is now finished or failed,
+       "pending": {name: why it is not settled (who holds it)} for the selected runs}.
 
     Raises:
       ValueError: a bad sweep config, run config or `only`, or (without `overwrite`) selected
@@ -304,27 +317,49 @@ def run_sweep(
     multi_process = jax.process_count() > 1
     if multi_process and executor is not None:
         raise ValueError("executor: a multi-process JAX job trains every run together; omit it.")
-    out = {"trained": [], "skipped": [], "failed": {}, "claimed": [], "results": {}}
-    pending = []
+    out = {
+        "trained": [],
+        "skipped": [],
+        "failed": {},
+        "claimed": [],
+        "interrupted": [],
+        "cancelled": [],
+        "results": {},
+    }
+    to_train = []
     for run in in_shard:
         if is_finished(run, root):
             out["skipped"].append(run.name)
             out["results"][run.name] = read_results(run.workdir(root)).to_json()
         else:
-            pending.append(run)
+            to_train.append(run)
     log(
         f"sweep {root}: {len(in_shard)} runs selected of {len(runs)}"
         + (f" (shard {shard})" if shard else "")
-        + f", {len(out['skipped'])} finished earlier (skipped), {len(pending)} to train"
+        + f", {len(out['skipped'])} finished earlier (skipped), {len(to_train)} to train"
     )
-    progress = Progress(len(in_shard), len(out["skipped"]), len(pending), log)
+    progress = Progress(len(in_shard), len(out["skipped"]), len(to_train), log)
+    claims = ClaimOptions(stale_after_s=stale_after_s, retry_failed=retry_failed)
     if multi_process:  # every process of the job trains every run together, unclaimed
-        outcomes = train_together(pending, root, overwrite, progress.started, log)
+        outcomes = train_together(to_train, root, overwrite, progress.started, log)
     else:
         executor = executor or LocalExecutor()
-        claims = ClaimOptions(since=time.time(), stale_after_s=stale_after_s)
+        # The failures there now are retried; those recorded later by peers are not.
+        ids, damaged = known_failures(to_train, root)
+        claims = dataclasses.replace(claims, known_failures=ids)
+        for name, error in damaged.items():
+            out["failed"][name] = error
+            progress.record(Outcome(name, "failed", error))
+        to_train = [run for run in to_train if run.name not in damaged]
+        kwargs = {"stop": stop} if stop is not None else {}
         outcomes = executor.run(
-            pending, root, overwrite=overwrite, claims=claims, started=progress.started, log=log
+            to_train,
+            root,
+            overwrite=overwrite,
+            claims=claims,
+            started=progress.started,
+            log=log,
+            **kwargs,
         )
     for outcome in outcomes:
         progress.record(outcome)
@@ -334,13 +369,22 @@ def run_sweep(
             out["results"][outcome.name] = read_results(root / outcome.name).to_json()
         elif outcome.status == "failed":
             out["failed"][outcome.name] = outcome.error
+        elif outcome.status in ("interrupted", "cancelled"):
+            out[outcome.status].append(outcome.name)
         else:
             out["claimed"].append(outcome.name)
     out["complete"] = all(settled(run, root) for run in selected)
+    out["pending"] = {
+        run.name: why for run in in_shard if (why := pending(run, root, claims)) is not None
+    }
     log(
         f"sweep {root}: {len(out['trained'])} trained, {len(out['skipped'])} skipped, "
         f"{len(out['failed'])} failed"
         + (f", {len(out['claimed'])} left to other processes" if out["claimed"] else "")
+        + (f", {len(out['interrupted'])} interrupted" if out["interrupted"] else "")
+        + (f", {len(out['cancelled'])} cancelled" if out["cancelled"] else "")
     )
+    for name, why in out["pending"].items():
+        log(f"  pending {name}: {why}")
     return out
     # --- end executors and claims ---
