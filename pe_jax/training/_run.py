@@ -341,8 +341,9 @@ def _train_and_evaluate(
         write_results(workdir, results)
     # A rerun on any process must find results.json, and nobody may leave before it exists.
     barrier("pe_jax:results")
-    ood = results.summary["token_accuracy"]["out_of_distribution"]
-    ind = results.summary["token_accuracy"]["in_distribution"]
+    # A side without lengths is null in results.json; read as NaN for the line below.
+    ood = np.asarray(results.summary["token_accuracy"]["out_of_distribution"], np.float64)
+    ind = np.asarray(results.summary["token_accuracy"]["in_distribution"], np.float64)
     log(
         f"done: in-distribution acc {np.round(ind, 3)}, out-of-distribution acc "
         f"{np.round(ood, 3)}; {sum(results.learned)}/{len(results.learned)} models learned "
