@@ -7,12 +7,15 @@ order of magnitude, not an allocator's account: it counts
 
 - parameters, their gradients and two Adam moments (4 float32 copies) per model;
 - training activations kept for the backward pass at the longest training width: per layer
-  and example, the residual stream and MLP hidden units (D x (8 + 2 x mlp_ratio) values) and the
-  attention logits and probabilities (2 x H x W^2);
+  and example, the residual stream and MLP hidden units (W x D x (8 + 2 x mlp_ratio) values),
+  the attention scores (H x W^2) and the output logits (W x V);
 - evaluation activations of one layer (the forward pass keeps none) at the longest evaluated
   width, for a batch of `eval.batch_size` (or all `eval.samples`);
 
-all times M = seeds x learning rates models, which train and evaluate side by side.
+all times M = seeds x learning rates models, which train and evaluate side by side. It is
+compared with the whole memory of the accelerators, or of the host on CPU (not with what is
+free at the moment, which other processes change): a guard against sizes that cannot fit,
+not a scheduler.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def _gib(size: float) -> str:
 
 def available_memory() -> tuple[int, str]:
     """Bytes the run may use and where they are: the accelerators' memory (the sum over this
-    process's devices) or, on CPU, the host's available memory."""
+    process's devices) or, on CPU, the host's physical memory."""
     import jax
 
     devices = jax.local_devices()
@@ -44,8 +47,8 @@ def available_memory() -> tuple[int, str]:
     try:
         with open("/proc/meminfo") as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024, "host memory available now"
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024, "host memory"
     except OSError:
         pass
     pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -80,7 +83,7 @@ def estimate_memory(
     params = 2 * v * d + num_layers * ((4 + 2 * mlp_ratio) * d * d + (8 + mlp_ratio) * d)
 
     def layer(batch: int, w: int) -> float:
-        return batch * (w * d * (8 + 2 * mlp_ratio) + 2 * num_heads * float(w) ** 2 + w * v)
+        return batch * (w * d * (8 + 2 * mlp_ratio) + num_heads * float(w) ** 2 + w * v)
 
     parts = {
         "parameters and optimizer state": models * params * _PARAM_COPIES * 4,
