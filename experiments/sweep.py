@@ -28,17 +28,15 @@ from absl import app, flags, logging
 
 from pe_jax import runtime
 from pe_jax.reporting import write_report
-from pe_jax.training import (
+from pe_jax.sweep import (
     StopOnSignals,
-    define_config_file,
-    initialize_distributed,
-    is_primary,
     make_executor,
     parse_shard,
     refresh_manifest,
     run_sweep,
     try_claim,
 )
+from pe_jax.training import define_config_file, initialize_distributed, is_primary
 
 _CONFIG = define_config_file("config", None, "Sweep config file (configs/sweeps/).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Sweep folder: <workdir>/<task>/<encoding>.")

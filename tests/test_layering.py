@@ -32,6 +32,7 @@ ALLOWED = {
     "reporting": {"validate", "encodings", "runfiles"},
     "evaluation": _LOW,
     "training": _LOW | {"evaluation", "runtime"},
+    "sweep": _LOW | {"training", "runtime"},
     "explorer": _LOW - {"loss", "runfiles"} | {"evaluation", "training", "reporting"},
     "benchmark": _LOW | {"evaluation", "training"},
 }

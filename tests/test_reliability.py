@@ -22,7 +22,8 @@ from configs.copy import get_config
 from configs.sweeps.common import encoding, sweep_config
 from pe_jax.reporting import write_report
 from pe_jax.runfiles import FAILED, read_manifest, read_results, truncate_metrics
-from pe_jax.training import NonFiniteError, load_run, run_sweep, train_and_evaluate
+from pe_jax.sweep import run_sweep
+from pe_jax.training import NonFiniteError, load_run, train_and_evaluate
 from pe_jax.training import _run as run_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -4,7 +4,8 @@ import importlib
 
 import pytest
 
-from pe_jax.training import _resources, check_config, expand_sweep
+from pe_jax.sweep import expand_sweep
+from pe_jax.training import _resources, check_config
 
 CONFIGS = [
     ("quick", ""),
@@ -78,7 +79,7 @@ def test_refresh_manifest_rewrites_the_report_fields(tmp_path):
     import json
 
     from configs.sweeps.kazemnejad import get_config
-    from pe_jax.training import refresh_manifest
+    from pe_jax.sweep import refresh_manifest
 
     with pytest.raises(ValueError, match="is not a folder"):
         refresh_manifest(get_config("smoke"), tmp_path / "absent")

@@ -14,8 +14,8 @@ import time
 import pytest
 
 from configs.sweeps.smoke import get_config
-from pe_jax.training import make_executor, parse_shard, read_claim, run_sweep, try_claim
-from pe_jax.training._claims import CLAIM, identity
+from pe_jax.sweep import make_executor, parse_shard, read_claim, run_sweep, try_claim
+from pe_jax.sweep._claims import CLAIM, identity
 
 RUNS = ["copy/none", "copy/alibi"]
 SMOKE = "--config=configs/sweeps/smoke.py"

@@ -29,7 +29,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 
 from pe_jax.runfiles import DamagedFileError
-from pe_jax.training._claims import (
+from pe_jax.sweep._claims import (
     FAILED,
     HEARTBEAT_S,
     STALE_AFTER_S,
@@ -115,8 +115,8 @@ def run_claimed(
     named in the error. `stop` (see the module docstring) and `token` (`try_claim`: a retried
     task reclaiming its own claim) are passed on.
     """
-    from pe_jax.training._run import RunInterrupted, train_and_evaluate
-    from pe_jax.training._sweep import is_finished
+    from pe_jax.sweep._sweep import is_finished
+    from pe_jax.training import RunInterrupted, train_and_evaluate
 
     stop = stop or _never
     run_dir = run.workdir(root)
@@ -379,7 +379,7 @@ def make_executor(
     if name == "local":
         return LocalExecutor(workers)
     if name == "ray":
-        from pe_jax.training._ray_executor import RayExecutor
+        from pe_jax.sweep._ray_executor import RayExecutor
 
         if not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an int >= 1, got {workers!r}.")
@@ -405,7 +405,7 @@ def take_shard(runs: Sequence, shard) -> list:
 def settled(run, root) -> bool:
     """Whether a run needs nobody any more: finished, or failed (or its claim.json damaged)
     and not claimed by anyone."""
-    from pe_jax.training._sweep import is_finished
+    from pe_jax.sweep._sweep import is_finished
 
     if is_finished(run, root):
         return True
@@ -432,7 +432,7 @@ def pending(run, root, claims: ClaimOptions) -> str | None:
 def train_together(runs, root, overwrite, started, log) -> Iterator[Outcome]:
     """A multi-process JAX job: every process trains every run (each one global program), no
     claims; a non-finite loss fails the run on all processes alike and the sweep goes on."""
-    from pe_jax.training._run import NonFiniteError, train_and_evaluate
+    from pe_jax.training import NonFiniteError, train_and_evaluate
 
     for run in runs:
         started(run)
@@ -457,7 +457,7 @@ class Progress:
         self.t0 = time.perf_counter()
 
     def eta(self) -> str:
-        from pe_jax.training._run import format_eta
+        from pe_jax.training import format_eta
 
         if not self.trained:
             return "unknown"
@@ -470,7 +470,7 @@ class Progress:
         )
 
     def record(self, outcome: Outcome) -> None:
-        from pe_jax.training._run import format_eta
+        from pe_jax.training import format_eta
 
         self.done += 1
         self.left -= 1

@@ -15,8 +15,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from pe_jax.training._claims import mark_failed, release_abandoned
-from pe_jax.training._executors import (
+from pe_jax.sweep._claims import mark_failed, release_abandoned
+from pe_jax.sweep._executors import (
     Outcome,
     compile_cache_dir,
     held_elsewhere,

@@ -28,10 +28,8 @@ import ml_collections
 
 from pe_jax import runfiles
 from pe_jax.runfiles import CONFIG, RESULTS, DamagedFileError, read_json, read_results
-from pe_jax.training._claims import STALE_AFTER_S
-from pe_jax.training._config_fields import set_field
-from pe_jax.training._distributed import is_primary
-from pe_jax.training._executors import (
+from pe_jax.sweep._claims import STALE_AFTER_S
+from pe_jax.sweep._executors import (
     ClaimOptions,
     LocalExecutor,
     Outcome,
@@ -42,8 +40,8 @@ from pe_jax.training._executors import (
     take_shard,
     train_together,
 )
-from pe_jax.training._ray_executor import RayExecutor
-from pe_jax.training._run import check_config
+from pe_jax.sweep._ray_executor import RayExecutor
+from pe_jax.training import check_config, is_primary, set_field
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
 
@@ -277,7 +275,7 @@ def run_sweep(
       only: patterns selecting a subset of runs (see `select_runs`).
       overwrite: restart runs whose folder holds a different config instead of refusing.
       log: where progress lines go.
-      executor: who trains (`pe_jax.training.make_executor`); None = this process, one run
+      executor: who trains (`pe_jax.sweep.make_executor`); None = this process, one run
         at a time. Every run is trained under its claim (<run>/claim.json), so several sweep
         processes on one workdir split the runs; runs another live process holds are left to it.
       shard: "i/n": only the selected runs whose index mod n is i (e.g. one SLURM array task).
@@ -312,7 +310,7 @@ def run_sweep(
         )
     write_manifest(sweep, runs, root)
 
-    # --- executors and claims (pe_jax.training._executors) ---
+    # --- executors and claims (pe_jax.sweep._executors) ---
     in_shard = take_shard(selected, shard)
     multi_process = jax.process_count() > 1
     if multi_process and executor is not None:
