@@ -22,7 +22,7 @@ from pe_jax import runfiles
 from pe_jax.evaluation import summarize
 from pe_jax.sweep import ClaimLostError, expand_sweep, read_claim, run_sweep, try_claim
 from pe_jax.sweep._claims import CLAIM, FAILED, identity, mark_failed, release_abandoned
-from pe_jax.sweep._executors import ClaimOptions, run_claimed
+from pe_jax.sweep._runner import ClaimOptions, run_claimed
 from pe_jax.training import check_config, train_and_evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -2,21 +2,12 @@
 shards."""
 
 from pe_jax.sweep._claims import Claim, ClaimLostError, read_claim, try_claim
-from pe_jax.sweep._executors import (
-    LocalExecutor,
-    Outcome,
-    StopOnSignals,
-    make_executor,
-    parse_shard,
-)
+from pe_jax.sweep._executors import LocalExecutor
 from pe_jax.sweep._ray_executor import RayExecutor
-from pe_jax.sweep._sweep import (
-    SweepRun,
-    expand_sweep,
-    refresh_manifest,
-    run_sweep,
-    select_runs,
-)
+from pe_jax.sweep._runner import Outcome
+from pe_jax.sweep._runs import SweepRun, expand_sweep, parse_shard, select_runs
+from pe_jax.sweep._stop import StopOnSignals
+from pe_jax.sweep._sweep import make_executor, refresh_manifest, run_sweep
 
 __all__ = [
     "Claim",

@@ -16,12 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pe_jax.sweep._claims import mark_failed, release_abandoned
-from pe_jax.sweep._executors import (
-    Outcome,
-    compile_cache_dir,
-    held_elsewhere,
-    run_claimed,
-)
+from pe_jax.sweep._executors import compile_cache_dir
+from pe_jax.sweep._runner import Outcome, held_elsewhere, run_claimed
 
 MAX_RETRIES = 3  # attempts after a worker's death (Ray's default, written out)
 
