@@ -253,6 +253,15 @@ def test_a_failure_recorded_during_the_sweep_is_reported_not_retried(tmp_path):
     assert read_claim(run.workdir(tmp_path)) is None
 
 
+def test_retry_failed_retries_a_failure_recorded_during_the_sweep(tmp_path):
+    run = _smoke_runs()["copy/none"]
+    run.workdir(tmp_path).mkdir(parents=True)
+    mark_failed(run.workdir(tmp_path), "a peer's failure")
+    claims = ClaimOptions(retry_failed=True)
+    outcome = run_claimed(run, tmp_path, overwrite=False, claims=claims, log=quiet)
+    assert outcome.status == "trained" and not (run.workdir(tmp_path) / FAILED).exists()
+
+
 # --- signals ------------------------------------------------------------------------------
 
 
