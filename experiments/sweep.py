@@ -14,7 +14,12 @@
 
 Rerunning skips finished runs and resumes partial ones. Each run is claimed
 (<run>/claim.json) before it trains, so any number of these commands may share a workdir;
-whichever finds the sweep complete writes the report. `report` rebuilds report.md, findings.md,
+whichever finds the sweep complete writes the report. A rerun retries the runs that had failed
+before it started; --retry_failed also retries those a concurrent sweep fails meanwhile.
+SIGINT (Ctrl-C) or SIGTERM stops the sweep: no new run starts, running runs checkpoint and
+release their claims, and the command exits with 130 or 143 (a rerun resumes); a second
+Ctrl-C kills. Exit status 1: runs failed, or runs are left that nobody holds (they are named).
+See docs/reliability.md. `report` rebuilds report.md, findings.md,
 results.csv and the PNG plots from the runs' results.json files without training.
 """
 
@@ -26,12 +31,9 @@ from experiments import _cli
 from pe_jax import runtime
 from pe_jax._names import did_you_mean
 from pe_jax.reporting import write_report
-from pe_jax.training import (
-    check_config,
-    define_config_file,
+from pe_jax.sweep import (
+    StopOnSignals,
     expand_sweep,
-    initialize_distributed,
-    is_primary,
     make_executor,
     parse_shard,
     refresh_manifest,
@@ -39,6 +41,7 @@ from pe_jax.training import (
     select_runs,
     try_claim,
 )
+from pe_jax.training import check_config, define_config_file, initialize_distributed, is_primary
 
 _CONFIG = define_config_file(
     "config", None, "Sweep config: a file, or a name in configs/ (sweeps/smoke)."
@@ -61,6 +64,9 @@ _RAY_CPUS = flags.DEFINE_float("ray_cpus_per_run", 1.0, "CPUs each Ray task asks
 _RAY_GPUS = flags.DEFINE_float("ray_gpus_per_run", 0.0, "GPUs each Ray task asks for.")
 _STALE_MINUTES = flags.DEFINE_float(
     "stale_claim_minutes", 10.0, "A run claim without heartbeat for this long is taken over."
+)
+_RETRY_FAILED = flags.DEFINE_bool(
+    "retry_failed", False, "Retry failed runs, also those another sweep fails meanwhile."
 )
 flags.mark_flag_as_required("workdir")
 
@@ -94,19 +100,29 @@ def main(argv):
             ray_cpus_per_run=_RAY_CPUS.value,
             ray_gpus_per_run=_RAY_GPUS.value,
         )
-    outcome = run_sweep(
-        _CONFIG.value,
-        _WORKDIR.value,
-        only=_ONLY.value,
-        overwrite=_OVERWRITE.value,
-        executor=executor,
-        shard=_SHARD.value,
-        stale_after_s=60 * _STALE_MINUTES.value,
-    )
+    with StopOnSignals() as stop:
+        outcome = run_sweep(
+            _CONFIG.value,
+            _WORKDIR.value,
+            only=_ONLY.value,
+            overwrite=_OVERWRITE.value,
+            executor=executor,
+            shard=_SHARD.value,
+            stale_after_s=60 * _STALE_MINUTES.value,
+            retry_failed=_RETRY_FAILED.value,
+            stop=stop,
+        )
+    if stop():
+        left = outcome["interrupted"] + outcome["cancelled"]
+        print(f"stopped by signal {stop.signum}; rerun to resume {sorted(left)}", file=sys.stderr)
+        sys.exit(stop.exit_code)
     if is_primary():
         _report_if_complete(outcome)
     if outcome["failed"]:
         sys.exit(f"runs failed: {sorted(outcome['failed'])}")
+    unheld = sorted(n for n, why in outcome["pending"].items() if not why.startswith("held"))
+    if unheld:
+        sys.exit(f"runs left undone that nobody holds: {unheld}; rerun the sweep.")
 
 
 def _check_runs(config, patterns) -> None:

@@ -16,6 +16,7 @@ sweep.json (the manifest) and one run folder per <task>/<encoding>.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import threading
@@ -44,17 +45,54 @@ SCHEMA_VERSION = 3
 _WRITTEN_AS_NULL = ("until",)
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Writes `data` as JSON to a temporary file in the same folder, then renames it over `path`.
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Flushes a folder's entries (a rename or a new file in it) to stable storage.
 
-    A reader never sees a half-written file: it finds the old contents or the new ones. The
-    temporary name is unique to the writer (process and thread), so concurrent writers (sweep
-    processes writing the same manifest) never rename each other's half-written file.
+    A no-op where folders cannot be opened for reading (some platforms and file systems).
+    """
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # EINVAL: this file system does not sync folders
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Writes `data` to `path` atomically and durably: a temporary file in the same folder,
+    fsynced, renamed over `path`, then the folder fsynced.
+
+    A reader never sees a half-written file: it finds the old contents or the new ones, also
+    after a crash or a power cut (once this returns, the new ones). The temporary name is
+    unique to the writer (process and thread), so concurrent writers (sweep processes writing
+    the same manifest) never rename each other's half-written file.
     """
     path = Path(path)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """`write_bytes_atomic` of `text` as UTF-8 (reports, CSV files, Markdown)."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Writes `data` as JSON with `write_bytes_atomic` (atomic and durable)."""
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 # What to do about a damaged run file, said by every error that names one.
@@ -137,9 +175,7 @@ def truncate_metrics(path: str | os.PathLike, last_step: int) -> None:
             and record.get("event", "gate") == "gate"
         ):
             kept.append(line + b"\n")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(b"".join(kept))
-    os.replace(tmp, path)
+    write_bytes_atomic(path, b"".join(kept))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -268,7 +304,7 @@ class Results:
 
 
 def write_results(workdir: str | os.PathLike, results: Results) -> None:
-    """Writes <workdir>/results.json atomically."""
+    """Writes <workdir>/results.json atomically and durably (`write_json_atomic`)."""
     write_json_atomic(Path(workdir) / RESULTS, results.to_json())
 
 
@@ -323,16 +359,15 @@ def write_examples(
     if lengths.shape != (exact_match.shape[1],):
         raise ValueError(f"lengths must have shape [{exact_match.shape[1]}], got {lengths.shape}.")
     path = Path(workdir) / EXAMPLES
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez_compressed(
-            f,
-            lengths=lengths,
-            exact_match=exact_match,
-            token_accuracy=token_accuracy,
-            eval_seed=np.int64(eval_seed),
-        )
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        lengths=lengths,
+        exact_match=exact_match,
+        token_accuracy=token_accuracy,
+        eval_seed=np.int64(eval_seed),
+    )
+    write_bytes_atomic(path, buffer.getvalue())
     return path
 
 
@@ -380,6 +415,66 @@ def read_manifest(root: str | os.PathLike) -> dict | None:
     path = Path(root) / MANIFEST
     hint = "delete it, or rerun the sweep, which writes it again"
     return read_json(path, hint=hint) if path.exists() else None
+
+
+# claim.json: {"host", "pid", "started", "heartbeat_s", "token"} and, since issue 28, "boot_id"
+# and "pid_ns" (which kernel and pid namespace "pid" belongs to). failed.json: {"error",
+# "host", "pid", "time"} and, since issue 28, "id" (what a sweep remembers it by).
+_CLAIM_FIELDS = {"host": str, "pid": int, "token": str}
+_FAILED_FIELDS = {"error": str}
+CLAIM_HINT = "delete it to let the run be claimed again"
+FAILED_HINT = "delete it to let the run be retried"
+
+
+def _check_fields(path: Path, data: dict, fields: dict, hint: str) -> dict:
+    for name, kind in fields.items():
+        value = data.get(name)
+        if name not in data or isinstance(value, bool) or not isinstance(value, kind):
+            raise damaged(path, f"{name!r} must be {_json_name(kind)}, got {value!r}", hint)
+    return data
+
+
+def read_claim_file(path: str | os.PathLike) -> dict | None:
+    """The record of a claim.json plus "heartbeat" (the file's mtime); None when absent.
+
+    An empty file (a claim being created, or left empty by a crash right after its creation)
+    reads as {"heartbeat": mtime} alone.
+
+    Raises:
+      DamagedFileError: a file that is not empty and not a claim record, naming it.
+    """
+    path = Path(path)
+    try:
+        mtime = path.stat().st_mtime
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if not raw:
+        return {"heartbeat": mtime}
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise damaged(path, f"not a JSON claim record: {e}", CLAIM_HINT) from e
+    if not isinstance(data, dict):
+        raise damaged(path, f"it holds JSON {_json_name(type(data))}, not an object", CLAIM_HINT)
+    return {**_check_fields(path, data, _CLAIM_FIELDS, CLAIM_HINT), "heartbeat": mtime}
+
+
+def read_failure(path: str | os.PathLike) -> dict | None:
+    """The record of a failed.json with its "id" (older files: host:pid:time); None if absent.
+
+    Raises:
+      DamagedFileError: the file is not a failure record, naming it.
+    """
+    path = Path(path)
+    try:
+        data = read_json(path, hint=FAILED_HINT)
+    except FileNotFoundError:
+        return None
+    data = _check_fields(path, data, _FAILED_FIELDS, FAILED_HINT)
+    if not isinstance(data.get("id"), str):
+        data["id"] = f"{data.get('host')}:{data.get('pid')}:{data.get('time')}"
+    return data
 
 
 def read_gate_records(path: str | os.PathLike) -> list[dict]:

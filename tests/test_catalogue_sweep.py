@@ -6,8 +6,8 @@ Fast: the sweep is expanded and validated, nothing is trained.
 import pytest
 
 from configs.sweeps.catalogue import get_config
+from pe_jax.sweep import expand_sweep
 from pe_jax.training import settings_from_config
-from pe_jax.training._sweep import expand_sweep
 
 NEW = (
     "pope",

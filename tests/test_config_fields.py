@@ -8,7 +8,8 @@ from absl import flags
 
 from configs.copy import get_config
 from configs.sweeps.smoke import get_config as smoke_sweep
-from pe_jax.training import define_config_file, expand_sweep, set_field
+from pe_jax.sweep import expand_sweep
+from pe_jax.training import define_config_file, set_field
 
 
 def from_arg(key, text):

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from configs.sweeps.kazemnejad import get_config
-from pe_jax.training import plan_markdown, plan_sweep, total_core_hours
+from pe_jax.sweep import plan_markdown, plan_sweep, total_core_hours
 
 
 def _calibrate(root, task, encoding, cost, models):

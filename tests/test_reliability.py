@@ -5,6 +5,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,8 @@ from configs.copy import get_config
 from configs.sweeps.common import encoding, sweep_config
 from pe_jax.reporting import write_report
 from pe_jax.runfiles import FAILED, read_manifest, read_results, truncate_metrics
-from pe_jax.training import NonFiniteError, load_run, run_sweep, train_and_evaluate
+from pe_jax.sweep import run_sweep
+from pe_jax.training import NonFiniteError, load_run, train_and_evaluate
 from pe_jax.training import _run as run_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -111,13 +113,37 @@ def test_b1_bool_typo_exits_nonzero_naming_the_field(run, tmp_path):
     ],
 )
 def test_b2_bad_value_names_field_value_and_allowed(run, tmp_path, arg, field, value, allowed):
+    # The typed setter refuses some of these values itself (inside get_config); the run must
+    # refuse them too, before touching the workdir, when they reach it by another way.
+    try:
+        config = get_config(f"smoke,{arg}")
+    except ValueError as error:
+        message = str(error)
+        assert f"config.{field}" in message and value in message and allowed in message
+        config = raw_config(arg)
     before = tree_hash(run)
     for overwrite in (False, True):
-        message = attempt(run, arg, overwrite=overwrite)
+        with pytest.raises(ValueError) as info:
+            train_and_evaluate(config, run, overwrite=overwrite, log=quiet)
+        message = str(info.value)
         assert f"config.{field}" in message and value in message and allowed in message
         assert tree_hash(run) == before
-    attempt(tmp_path / "fresh", arg, overwrite=True)
+    with pytest.raises(ValueError):
+        train_and_evaluate(config, tmp_path / "fresh", overwrite=True, log=quiet)
     assert not (tmp_path / "fresh").exists()
+
+
+def raw_config(arg: str) -> ml_collections.ConfigDict:
+    """The smoke config with `arg`'s value set as the text it is, past the typed setter."""
+    key, text = arg.split("=", 1)
+    config = get_config("smoke")
+    *parents, leaf = key.split(".")
+    node = config
+    for part in parents:
+        node = node[part]
+    with node.ignore_type():
+        node[leaf] = text
+    return config
 
 
 @pytest.mark.parametrize(
@@ -169,15 +195,20 @@ def kept_checkpoints_are_finite(workdir) -> list[int]:
 
 
 def test_b4_no_kept_checkpoint_holds_non_finite_parameters(tmp_path):
-    # 1e39 is a finite Python number but infinite in float32: the first update makes the
-    # parameters infinite while the loss and gradient norm of that step are still finite.
+    # A rate of 1e38 (just below float32's largest number) with a linear warmup from 0: the
+    # first update is a no-op, so a finite checkpoint of step 1 is kept, and the next ones
+    # drive the parameters to overflow within a few steps. Whichever check stops the run (the
+    # parameters before a checkpoint, or the loss or gradient norm of a step), every kept
+    # checkpoint restores to finite values, and there is at least one to check.
     config = get_config(
-        "smoke,train.learning_rate=1e39,train.schedule=constant,"
+        "smoke,train.learning_rate=1e38,train.schedule=constant,train.warmup_steps=10,"
         "train.checkpoint_every=1,train.log_every=1"
     )
-    with pytest.raises(NonFiniteError, match="non-finite"):
+    with pytest.raises(NonFiniteError, match="non-finite") as info:
         train_and_evaluate(config, tmp_path, log=quiet)
-    kept_checkpoints_are_finite(tmp_path)  # may be none: the very first update overflowed
+    failed_at = int(re.search(r"step (\d+)", str(info.value)).group(1))
+    kept = kept_checkpoints_are_finite(tmp_path)
+    assert kept and max(kept) < failed_at, (kept, str(info.value))
     assert not (tmp_path / "results.json").exists()
 
 

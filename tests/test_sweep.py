@@ -13,7 +13,7 @@ from test_reporting import check_report_against_results
 from configs.sweeps.smoke import get_config
 from pe_jax.reporting import load_runs, write_report
 from pe_jax.reporting._plots import figure_pixels
-from pe_jax.training._sweep import expand_sweep, run_sweep, select_runs
+from pe_jax.sweep import expand_sweep, run_sweep, select_runs
 
 
 def _mtimes(workdir):

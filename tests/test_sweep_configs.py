@@ -4,7 +4,8 @@ import importlib
 
 import pytest
 
-from pe_jax.training import check_config, expand_sweep
+from pe_jax.sweep import expand_sweep
+from pe_jax.training import _resources, check_config
 
 CONFIGS = [
     ("quick", ""),
@@ -36,6 +37,14 @@ def _covering(runs):
             tasks.add(task)
             encodings.add(encoding)
     return chosen
+
+
+@pytest.fixture(autouse=True)
+def large_host(monkeypatch):
+    """The configs' validity, not this host's memory: some variants (deletang_ruoss
+    published_lengths, ~46 GiB of evaluation activations) are sized for an accelerator.
+    tests/test_fencing.py tests the memory check itself."""
+    monkeypatch.setattr(_resources, "available_memory", lambda: (2**40, "a 1 TiB test host"))
 
 
 @pytest.mark.parametrize("name,arg", CONFIGS)
@@ -75,7 +84,7 @@ def test_refresh_manifest_rewrites_the_report_fields(tmp_path):
     import json
 
     from configs.sweeps.kazemnejad import get_config
-    from pe_jax.training import refresh_manifest
+    from pe_jax.sweep import refresh_manifest
 
     with pytest.raises(ValueError, match="is not a folder"):
         refresh_manifest(get_config("smoke"), tmp_path / "absent")

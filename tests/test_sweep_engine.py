@@ -14,8 +14,8 @@ import time
 import pytest
 
 from configs.sweeps.smoke import get_config
-from pe_jax.training import make_executor, parse_shard, read_claim, run_sweep, try_claim
-from pe_jax.training._claims import CLAIM
+from pe_jax.sweep import make_executor, parse_shard, read_claim, run_sweep, try_claim
+from pe_jax.sweep._claims import CLAIM, identity
 
 RUNS = ["copy/none", "copy/alibi"]
 SMOKE = "--config=configs/sweeps/smoke.py"
@@ -121,7 +121,7 @@ def test_heartbeat_touches_the_claim(tmp_path):
 
 
 def test_claim_of_a_dead_pid_is_taken_over(tmp_path):
-    record = {"host": socket.gethostname(), "pid": _dead_pid(), "started": 0, "token": "old"}
+    record = {**identity(), "pid": _dead_pid(), "started": 0, "token": "old"}
     (tmp_path / CLAIM).write_text(json.dumps(record))
     claim = try_claim(tmp_path)
     assert claim is not None and read_claim(tmp_path)["pid"] == os.getpid()
@@ -130,7 +130,7 @@ def test_claim_of_a_dead_pid_is_taken_over(tmp_path):
 
 
 def test_claim_without_heartbeat_is_taken_over_and_the_old_owner_sees_it(tmp_path):
-    old = try_claim(tmp_path, heartbeat_s=100, stale_after_s=200)
+    old = try_claim(tmp_path, heartbeat_s=50, stale_after_s=200)
     os.utime(old.path, (time.time() - 300, time.time() - 300))
     assert try_claim(tmp_path, stale_after_s=1000) is None  # not stale at a longer limit
     new = try_claim(tmp_path, stale_after_s=200)

@@ -54,7 +54,7 @@ def sweep_config(
     protocol: str | None = None,
     published: dict | None = None,
 ) -> ml_collections.ConfigDict:
-    """The fields every sweep config has (see pe_jax/training/_sweep.py)."""
+    """The fields every sweep config has (see pe_jax/sweep/_sweep.py)."""
     c = ml_collections.ConfigDict()
     c.name = name  # the report's title
     c.tasks = tasks  # [{"label", "config": experiment ConfigDict from configs/<task>.py}]

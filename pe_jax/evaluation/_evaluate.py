@@ -226,8 +226,10 @@ def summarize(lengths: Sequence[int], values: np.ndarray, *, train_max: int) -> 
       lengths: [n] input lengths; values: [..., n] a metric per length.
 
     Returns:
-      {"in_distribution": [...], "out_of_distribution": [...]} means over the last axis
-      (NaN where a side has no length), as nested lists matching values' leading shape.
+      {"in_distribution": [...], "out_of_distribution": [...]} means over the last axis, as
+      nested lists matching values' leading shape. A side with no evaluated length (e.g. every
+      length at or below train_max: nothing out of distribution) holds None (JSON null) in
+      every place, never NaN: "not evaluated" is not a number, and NaN is not JSON.
     """
     lengths = np.asarray(lengths)
     values = np.asarray(values, np.float64)
@@ -236,9 +238,10 @@ def summarize(lengths: Sequence[int], values: np.ndarray, *, train_max: int) -> 
         ("in_distribution", lengths <= train_max),
         ("out_of_distribution", lengths > train_max),
     ):
-        summary[name] = (
-            values[..., sel].mean(-1) if sel.any() else np.full(values.shape[:-1], np.nan)
-        ).tolist()
+        if sel.any():
+            summary[name] = values[..., sel].mean(-1).tolist()
+        else:
+            summary[name] = np.full(values.shape[:-1], None, dtype=object).tolist()
     return summary
 
 

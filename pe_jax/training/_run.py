@@ -46,6 +46,19 @@ from pe_jax.training._step import make_train_program, model_keys
 from pe_jax.training._step_clock import StepClock
 
 
+class RunInterrupted(Exception):  # noqa: N818 - a request, not an error
+    """The run was asked to stop (`stop`); it saved a checkpoint of the step it had reached
+    (when that step's parameters were finite) and a rerun resumes from there."""
+
+
+def _no_fence() -> None:
+    pass
+
+
+def _never() -> bool:
+    return False
+
+
 def check_config(config: ml_collections.ConfigDict) -> tuple[Settings, jax.sharding.Mesh]:
     """The one validation pass of a run's config: every field, the optimizer and its schedule,
     and the mesh (its shape against the devices, the batch and seeds against its axes).
@@ -105,15 +118,45 @@ def _finished_results(workdir: Path, config_dict: dict, overwrite: bool) -> Resu
     return results if results.config == config_dict else None
 
 
-def _prepare_workdir(workdir: Path, config_dict: dict, stale: bool) -> None:
+def _remove(path: Path) -> None:
+    """Removes `path` without following a symlink out of the workdir: a link is unlinked (its
+    target is left alone), a folder removed with the links inside it (not their targets).
+
+    Raises:
+      RuntimeError: `path` (or part of it) could not be removed, naming it and why.
+    """
+    try:
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(path)
+    except OSError as error:
+        raise RuntimeError(
+            f"overwrite: could not remove {path} ({error}); nothing was trained. Remove it by "
+            "hand, or use another workdir."
+        ) from error
+    if path.is_symlink() or path.exists():
+        raise RuntimeError(
+            f"overwrite: {path} still exists after removing it; nothing was trained. Remove it "
+            "by hand, or use another workdir."
+        )
+
+
+def _prepare_workdir(workdir: Path, config_dict: dict, stale: bool, fence) -> None:
     """Process 0 alone writes config.json (after clearing a stale run); the others wait until
-    it has, so that none opens checkpoints/ while it is being removed."""
+    it has, so that none opens checkpoints/ while it is being removed.
+
+    Raises:
+      RuntimeError: the stale run's checkpoints or metrics could not be removed (the new
+        config would otherwise resume the old config's weights); naming the path.
+    """
     if is_primary():
+        fence()
         workdir.mkdir(parents=True, exist_ok=True)
         if stale:
             # Start afresh, but a finished results.json is only replaced by the new finished one.
-            shutil.rmtree(workdir / CHECKPOINTS, ignore_errors=True)
-            (workdir / METRICS).unlink(missing_ok=True)
+            _remove(workdir / CHECKPOINTS)
+            _remove(workdir / METRICS)
         write_json_atomic(workdir / CONFIG, config_dict)
     barrier("pe_jax:workdir")
 
@@ -130,6 +173,8 @@ def train_and_evaluate(
     *,
     overwrite: bool = False,
     log: Callable[[str], None] = print,
+    fence: Callable[[], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> dict:
     """Trains the seeds of `config` in one program, evaluates them per length, writes results.
 
@@ -142,8 +187,15 @@ def train_and_evaluate(
     Args:
       config: an experiment config (see configs/copy.py for every field).
       workdir: folder for config.json, metrics.jsonl, checkpoints/ and results.json.
-      overwrite: start afresh when the workdir holds a different config.
+      overwrite: start afresh when the workdir holds a different config: its checkpoints/
+        and metrics.jsonl are removed (a symlink among them is unlinked, its target kept) and
+        checked gone before training.
       log: where progress lines go (process 0 only).
+      fence: called before every write to the workdir (config, checkpoint, metrics line,
+        examples, results); it raises to stop the run without writing (a sweep's claim check,
+        `ClaimLostError`). None = no check.
+      stop: polled after every training step; once True, the run saves a checkpoint of the
+        step it reached and raises `RunInterrupted` (a signal handler's request). None = never.
 
     Returns:
       The JSON object written to results.json (`pe_jax.runfiles.Results.to_json()`).
@@ -154,7 +206,11 @@ def train_and_evaluate(
       DamagedFileError: (a ValueError) a damaged config.json or results.json, without
         `overwrite` (which replaces them); naming the file.
       NonFiniteError: a NaN/Inf loss, gradient or parameter; only finite checkpoints remain.
+      RunInterrupted: `stop` returned True; the reached step is checkpointed.
+      RuntimeError: with `overwrite`, the old run's files could not be removed (naming them).
     """
+    fence = fence or _no_fence
+    stop = stop or _never
     # The whole config, optimizer and mesh included, is checked before the workdir is read.
     settings, mesh = check_config(config)
     if not is_primary():
@@ -165,20 +221,32 @@ def train_and_evaluate(
     results = _finished_results(workdir, config_dict, overwrite)
     if results is not None:
         if stale == "damaged" and is_primary():  # results.json and checkpoints are this run's
+            fence()
             write_json_atomic(workdir / CONFIG, config_dict)
         log(f"{workdir}: finished earlier; results.json kept, nothing retrained.")
         return results.to_json()
-    _prepare_workdir(workdir, config_dict, stale is not None)
+    _prepare_workdir(workdir, config_dict, stale is not None, fence)
     clock = CompileClock()
     with jax.set_mesh(mesh), clock.measure():
-        return _train_and_evaluate(settings, config_dict, workdir, mesh, log, clock)
+        return _train_and_evaluate(
+            settings, config_dict, workdir, mesh, log, clock, _Guard(fence, stop)
+        )
 
 
 def _silent(_: str) -> None:
     pass
 
 
-def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log, clock) -> dict:
+class _Guard:
+    """The run's `fence` (before writes) and `stop` (after steps), passed down together."""
+
+    def __init__(self, fence: Callable[[], None], stop: Callable[[], bool]):
+        self.fence, self.stop = fence, stop
+
+
+def _train_and_evaluate(
+    s: Settings, config_dict, workdir: Path, mesh, log, clock, guard: _Guard
+) -> dict:
     clock.phase = "train"
     program = make_train_program(s, mesh)
     keys = model_keys(s)
@@ -186,17 +254,19 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log, cloc
         (workdir / CHECKPOINTS).absolute(),
         options=ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=False),
     )
+    guard.fence()  # restoring may delete a damaged checkpoint
     state, start = restore_latest(manager, program.abstract_state, warn=log, delete_damaged=True)
     if start is None:
         state, start = program.init(keys), 0
     else:
         log(f"resumed from step {start}")
     if is_primary():
+        guard.fence()
         truncate_metrics(workdir / METRICS, start)
     params = program.abstract_state["params"]
     num_params = sum(int(np.prod(x.shape[1:])) for x in jax.tree.leaves(params))
 
-    state, timing = _train_loop(program, state, keys, s, start, manager, workdir, log, clock)
+    state, timing = _train_loop(program, state, keys, s, start, manager, workdir, log, clock, guard)
     manager.wait_until_finished()
     gate, steps_trained = fetch((program.gate(state, keys), state["control"]["steps_trained"]))
 
@@ -220,6 +290,7 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log, cloc
     # Per-example scores (examples.npz) and the task's baselines (results.json).
     task_baselines = baselines(s.task, layout=s.protocol, lengths=ev["lengths"], seed=s.eval_seed)
     if is_primary():
+        guard.fence()
         write_examples(workdir, lengths=ev["lengths"], eval_seed=s.eval_seed, **ev["examples"])
 
     clock.phase = None
@@ -264,12 +335,18 @@ def _train_and_evaluate(s: Settings, config_dict, workdir: Path, mesh, log, cloc
         **_gate_fields(s, gate, steps_trained),
     )
     if is_primary():
+        guard.fence()
         with open(workdir / METRICS, "a") as f:
             f.write(json.dumps({"step": s.steps, "event": "eval", **results.summary}) + "\n")
+        guard.fence()
         write_results(workdir, results)
     # A rerun on any process must find results.json, and nobody may leave before it exists.
     barrier("pe_jax:results")
-    em, acc = results.summary["exact_match"], results.summary["token_accuracy"]
+    # A side without lengths is null in results.json; read as NaN for the line below.
+    em, acc = (
+        {k: np.asarray(v, np.float64) for k, v in results.summary[m].items()}
+        for m in ("exact_match", "token_accuracy")
+    )
     log(
         f"done: exact match in-distribution {np.round(em['in_distribution'], 3)}, "
         f"out-of-distribution {np.round(em['out_of_distribution'], 3)}; token accuracy "
@@ -300,7 +377,7 @@ def _gate_fields(s: Settings, gate: dict, steps_trained: np.ndarray) -> dict:
     )
 
 
-def _run_gate(program, state, keys, s: Settings, step: int, metrics_file, log):
+def _run_gate(program, state, keys, s: Settings, step: int, metrics_file, log, fence):
     """Runs the gate at `step`, marks the models that met `s.until` done and records it.
 
     Returns:
@@ -312,6 +389,7 @@ def _run_gate(program, state, keys, s: Settings, step: int, metrics_file, log):
     if metrics_file is not None:
         gate = {name: np.asarray(v).tolist() for name, v in values.items()}
         record = {"step": step, "event": "gate", "gate": {**gate, "done": done.tolist()}}
+        fence()
         metrics_file.write(json.dumps(record) + "\n")
         metrics_file.flush()
     log(
@@ -321,13 +399,15 @@ def _run_gate(program, state, keys, s: Settings, step: int, metrics_file, log):
     return state, bool(done.all())
 
 
-def _train_loop(program, state, keys, s: Settings, start, manager, workdir, log, clock):
+def _train_loop(program, state, keys, s: Settings, start, manager, workdir, log, clock, guard):
     """Steps from `start` to `s.steps`, logging every `log_every` and checkpointing; runs the
     gate every `gate_every` steps and stops once every model is done (`train.until`).
 
     The steady time per step leaves out the compilations after the first step (the first
     steps of other length buckets), as read from the `CompileClock` `clock`; the CPU time per
-    step (`StepClock`) leaves out the gate and the checkpoints too.
+    step (`StepClock`) leaves out the gate and the checkpoints too. `guard.fence()` runs before
+    every checkpoint and metrics write; once `guard.stop()` is True the reached step is
+    checkpointed and `RunInterrupted` raised.
     """
     pending: list[tuple[int, dict]] = []
     t_start = time.perf_counter()
@@ -349,16 +429,27 @@ def _train_loop(program, state, keys, s: Settings, start, manager, workdir, log,
                 steps_clock.first_step_done()
             done = step + 1
             gate_due = done % s.gate_every == 0 or done == s.steps  # flushed before the gate
-            if gate_due or done % s.log_every == 0 or done % s.checkpoint_every == 0:
-                _flush(pending, metrics_file, done, s, steps_clock, steps_run, log)
+            interrupted = guard.stop()
+            due = done % s.log_every == 0 or done % s.checkpoint_every == 0
+            if gate_due or due or interrupted:
+                _flush(pending, metrics_file, done, s, steps_clock, steps_run, log, guard.fence)
                 pending = []
             stop = False
             if gate_due:
                 with steps_clock.paused():
-                    state, stop = _run_gate(program, state, keys, s, done, metrics_file, log)
-            if done % s.checkpoint_every == 0 or done == s.steps or stop:
+                    state, stop = _run_gate(
+                        program, state, keys, s, done, metrics_file, log, guard.fence
+                    )
+            if done % s.checkpoint_every == 0 or done == s.steps or stop or interrupted:
+                guard.fence()
                 with steps_clock.paused():
                     save_checkpoint(manager, done, state)
+            if interrupted and not stop and done < s.steps:
+                manager.wait_until_finished()
+                raise RunInterrupted(
+                    f"stopped on request after step {done} of {s.steps}; checkpointed, a rerun "
+                    "resumes from it."
+                )
             if stop:
                 break
     total = time.perf_counter() - t_start
@@ -376,13 +467,15 @@ def _train_loop(program, state, keys, s: Settings, start, manager, workdir, log,
     }
 
 
-def _flush(pending, metrics_file, done, s: Settings, steps_clock, steps_run, log):
+def _flush(pending, metrics_file, done, s: Settings, steps_clock, steps_run, log, fence):
     """Fetches the pending metrics (one host sync per interval), checks them, logs a line.
 
     Every process fetches and checks (so all stop together on a NaN); `metrics_file` is None
     on processes other than 0, which write nothing.
     """
     fetched = fetch([m for _, m in pending])
+    if metrics_file is not None:
+        fence()
     for (step, _), values in zip(pending, fetched, strict=True):
         bad = [k for k in ("loss", "grad_norm") if not np.all(np.isfinite(values[k]))]
         if bad:

@@ -27,6 +27,7 @@ from pe_jax.nn import Transformer, TransformerConfig
 from pe_jax.tasks import Task, bucket_width, get_task, list_tasks
 from pe_jax.training._lengths import LENGTH_SAMPLINGS, default_length_sampling
 from pe_jax.training._optim import OPTIMIZERS, SCHEDULES, make_optimizer
+from pe_jax.training._resources import check_resources
 from pe_jax.training._step import SEED_LOOPS
 from pe_jax.user_modules import import_modules
 
@@ -160,6 +161,9 @@ def settings_from_config(config: ml_collections.ConfigDict) -> Settings:
     longest = max(max(lengths), max_length)
     needed = task.width(longest, protocol)
 
+    check_resources(
+        config, task=task, protocol=protocol, train_max=max_length, eval_max=max(lengths)
+    )
     m = config.model
     dtype = check_choice("config.model.dtype", m.get("dtype", "float32"), ("float32", "bfloat16"))
     try:

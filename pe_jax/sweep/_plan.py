@@ -24,9 +24,8 @@ from pathlib import Path
 import ml_collections
 
 from pe_jax.runfiles import RESULTS, DamagedFileError, read_results
-from pe_jax.training._run import train_and_evaluate
-from pe_jax.training._settings import settings_from_config
-from pe_jax.training._sweep import SweepRun, expand_sweep
+from pe_jax.sweep._runs import SweepRun, expand_sweep
+from pe_jax.training import settings_from_config, train_and_evaluate
 
 
 @dataclasses.dataclass(frozen=True)
