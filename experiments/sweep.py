@@ -11,6 +11,8 @@
   python -m experiments.sweep --config=configs/sweeps/quick.py --workdir=runs/quick --shard=0/4
   python -m experiments.sweep --config=configs/sweeps/quick.py --workdir=runs/quick \
       --executor=ray --ray_address=auto
+  python -m experiments.sweep --config=configs/sweeps/kazemnejad.py --workdir=runs/kz --plan \
+      --plan_calibration=runs/kazemnejad_pilot   # the compute plan: runs, steps, core-hours
 
 Rerunning skips finished runs and resumes partial ones. Each run is claimed
 (<run>/claim.json) before it trains, so any number of these commands may share a workdir;
@@ -36,6 +38,8 @@ from pe_jax.sweep import (
     expand_sweep,
     make_executor,
     parse_shard,
+    plan_markdown,
+    plan_sweep,
     refresh_manifest,
     run_sweep,
     select_runs,
@@ -68,6 +72,15 @@ _STALE_MINUTES = flags.DEFINE_float(
 _RETRY_FAILED = flags.DEFINE_bool(
     "retry_failed", False, "Retry failed runs, also those another sweep fails meanwhile."
 )
+_PLAN = flags.DEFINE_bool(
+    "plan", False, "Print the compute plan (runs, models, steps, lengths, core-hours); no training."
+)
+_PLAN_CALIBRATION = flags.DEFINE_string(
+    "plan_calibration", None, "For --plan: a folder of finished runs whose CPU s/step it scales."
+)
+_PLAN_MEASURE_STEPS = flags.DEFINE_integer(
+    "plan_measure_steps", 0, "For --plan: measure each uncalibrated task over this many steps."
+)
 flags.mark_flag_as_required("workdir")
 
 
@@ -82,7 +95,8 @@ def main(argv):
             if _CONFIG.value is not None:  # the config's report fields may have changed
                 with _cli.user_errors():
                     refresh_manifest(_CONFIG.value, _WORKDIR.value)
-            write_report(_WORKDIR.value, metric=_METRIC.value)
+            with _cli.user_errors():  # e.g. a folder without a finished run
+                write_report(_WORKDIR.value, metric=_METRIC.value)
         return
     if command:
         raise app.UsageError(f"unknown command {command}; the only command is 'report'.")
@@ -91,6 +105,17 @@ def main(argv):
     with _cli.user_errors():  # a bad --shard, --only or run config fails before anything starts
         parse_shard(_SHARD.value)
         _check_runs(_CONFIG.value, _ONLY.value)
+    if _PLAN.value:
+        with _cli.user_errors():
+            runs = select_runs(expand_sweep(_CONFIG.value), _ONLY.value)
+            plan = plan_sweep(
+                _CONFIG.value,
+                calibration=_PLAN_CALIBRATION.value,
+                measure_steps=_PLAN_MEASURE_STEPS.value,
+                only=runs,
+            )
+        print(plan_markdown(plan, workers=_WORKERS.value))
+        return
     executor = None
     if _EXECUTOR.value == "ray" or _WORKERS.value > 1:
         executor = make_executor(

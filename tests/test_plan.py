@@ -40,3 +40,22 @@ def test_the_plan_scales_measured_costs_by_models_and_steps(tmp_path):
     assert f"training {total:.2f} core-hours for the 5 runs measured (30 not measured)" in text
     with pytest.raises(ValueError, match="is not a folder"):
         plan_sweep(get_config(""), calibration=tmp_path / "absent")
+
+
+def test_the_sweep_command_prints_the_plan_and_trains_nothing(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    _calibrate(tmp_path / "cal", "copy_repeat", "none", 0.2, 2)
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.sweep", "--config=configs/sweeps/kazemnejad.py",
+         f"--workdir={tmp_path / 'work'}", "--plan", f"--plan_calibration={tmp_path / 'cal'}",
+         "--only=copy_repeat/*", "--workers=2"],
+        cwd=root, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "| copy_repeat/none | 10 | 1000 | 2..20 | 39, 2..40 | 1.000 | 0.28 |" in done.stdout
+    assert "Total: 5 runs, 50 models" in done.stdout and "on 2 core(s)" in done.stdout
+    assert not (tmp_path / "work").exists()
