@@ -111,12 +111,13 @@ def parse_field(name: str, value, field_type: type) -> Any:
     int (not a bool) or integer text; float fields a number or number text; tuple fields a
     list/tuple or text "0;1" / "(0, 1)"; ConfigDict fields a mapping or a dict literal; fields
     of any other type (or set to None) take any value, text read as a Python literal when it is
-    one. None is kept as None (it unsets a field such as train.clip_norm).
+    one. None, or the text "None" in a field that is not a string, is kept as None (it unsets
+    a field such as train.clip_norm; the run's validation says which fields allow it).
 
     Raises:
       ValueError: naming `name`, the value and what the field allows.
     """
-    if value is None:
+    if value is None or (field_type is not str and isinstance(value, str) and value == "None"):
         return None
     if field_type in _PARSERS:
         return _PARSERS[field_type](name, value)

@@ -144,3 +144,14 @@ def test_imports_is_added_only_when_set():
         assert config.imports == ("a.py", "pkg.mod")
     with pytest.raises(ValueError, match="config.imprts"):
         from_arg("imprts", "a.py")
+
+
+def test_the_text_none_unsets_clip_norm_as_documented():
+    from configs.copy import get_config
+    from pe_jax.training import settings_from_config
+
+    c = get_config("smoke,train.clip_norm=None")
+    assert c.train.clip_norm is None
+    assert settings_from_config(c).optimizer["clip_norm"] is None
+    with pytest.raises(ValueError, match="config.train.steps"):
+        settings_from_config(get_config("smoke,train.steps=None"))

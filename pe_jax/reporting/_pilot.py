@@ -27,9 +27,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from pe_jax.reporting._format import format_rate
+from pe_jax.reporting._plots import save_figure
 from pe_jax.reporting._results import Run
 from pe_jax.reporting._verdicts import DEFAULT_RULES, Rules
-from pe_jax.runfiles import read_gate_records
+from pe_jax.runfiles import read_gate_records, write_text_atomic
 
 PILOT = "pilot.md"
 PILOT_PLOT = "pilot_curves"  # .png and .pdf
@@ -204,9 +205,7 @@ def plot_pilot(pilots: Sequence[PilotRun], path: str | os.PathLike, *, dpi: int 
         ax.set_ylabel(f"held-out {group[0].metric}")
         ax.set_ylim(0.0, 1.02)
         ax.legend(fontsize=6, ncols=2)
-    path = Path(path)
-    for suffix in (".png", ".pdf"):
-        fig.savefig(path.with_suffix(suffix), dpi=dpi)
+    save_figure(fig, Path(path).with_suffix(".png"), dpi=dpi)
 
 
 def write_pilot_report(
@@ -225,6 +224,6 @@ def write_pilot_report(
     out = Path(out)
     budgets = propose_budgets(pilots, margin=margin, max_steps=max_steps)
     path = out / PILOT
-    path.write_text(pilot_markdown(pilots, budgets, title=title))
+    write_text_atomic(path, pilot_markdown(pilots, budgets, title=title))
     plot_pilot(pilots, out / PILOT_PLOT)
     return path

@@ -12,6 +12,7 @@ legend of their own.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import textwrap
@@ -28,6 +29,7 @@ from scipy import stats  # a dependency of JAX, hence always installed with pe_j
 from pe_jax.reporting._results import Run
 from pe_jax.reporting._tables import BASELINES, METRIC_TITLES, group_by_task, task_metric
 from pe_jax.reporting._verdicts import DEFAULT_RULES, Rules, RunVerdict, TaskVerdict, judge
+from pe_jax.runfiles import write_bytes_atomic
 
 PANEL_INCHES = (6.0, 4.4)  # width, height of one task's panel, its caption included
 BASELINE_LEGEND_INCHES = 1.9  # width of the baselines' legend, right of the panels
@@ -196,14 +198,20 @@ def _legends(fig, handles: dict, baseline_handles: dict, num_tasks: int, title: 
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = DPI) -> Path:
-    """Writes `fig` as the PNG `path` at `dpi` and as a PDF beside it (same name, .pdf).
+    """Writes `fig` as the PNG `path` at `dpi` and as a PDF beside it (same name, .pdf), each
+    atomically (`pe_jax.runfiles.write_bytes_atomic`): a killed report leaves the old file.
 
     Returns:
       The PNG's path.
     """
     path = Path(path)
-    fig.savefig(path, dpi=dpi)
-    fig.savefig(path.with_suffix(VECTOR_SUFFIX))
+    for target, kind, kwargs in (
+        (path, "png", {"dpi": dpi}),
+        (path.with_suffix(VECTOR_SUFFIX), "pdf", {}),
+    ):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=kind, **kwargs)
+        write_bytes_atomic(target, buffer.getvalue())
     return path
 
 

@@ -18,6 +18,8 @@ import os
 import re
 from pathlib import Path
 
+from pe_jax.runfiles import write_text_atomic
+
 _BLOCK = re.compile(r"(<!-- quote: (?P<path>[^ ]+) -->\n)(?P<body>.*?)(<!-- /quote -->)", re.S)
 
 
@@ -53,7 +55,7 @@ def quote_findings(doc: str | os.PathLike) -> str:
 
     new = _BLOCK.sub(fill, text)
     if new != text:
-        doc.write_text(new)
+        write_text_atomic(doc, new)
     return new
 
 

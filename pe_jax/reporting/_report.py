@@ -13,6 +13,7 @@ from pe_jax.reporting._published import published_section, published_sentences
 from pe_jax.reporting._results import load_runs, missing_runs, read_manifest
 from pe_jax.reporting._tables import markdown_report, write_csv
 from pe_jax.reporting._verdicts import Rules, judge, judge_task, other_gate_rules
+from pe_jax.runfiles import write_text_atomic
 
 REPORT = "report.md"
 CSV = "results.csv"
@@ -107,9 +108,11 @@ def write_report(
             "protocol's declared gate):\n\n" + "\n".join(f"- {line}" for line in sensitive),
         ],
     )
-    paths["report"].write_text(text)
+    write_text_atomic(paths["report"], text)
     items = [*findings(verdicts, gains(verdicts)), *published]
-    paths["findings"].write_text(findings_markdown(items, heading="# Findings", rules=rules) + "\n")
+    write_text_atomic(
+        paths["findings"], findings_markdown(items, heading="# Findings", rules=rules) + "\n"
+    )
     if sweep.get("pilot"):
         paths["pilot"] = write_pilot_report(
             runs, out, title=title or manifest.get("name") or "", rules=rules

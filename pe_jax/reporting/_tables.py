@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import math
 import os
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from pe_jax.reporting._findings import (
 from pe_jax.reporting._format import format_rate
 from pe_jax.reporting._results import METRICS, Run, default_metric, nearest_length, tidy_rows
 from pe_jax.reporting._verdicts import DEFAULT_RULES, Rules, TaskVerdict, judge, judge_task
+from pe_jax.runfiles import write_text_atomic
 
 BASELINES = ("uniform", "majority", "input_blind")  # the rules of pe_jax.tasks.task_baselines
 SPLITS = ("in", "out")
@@ -401,8 +403,9 @@ def write_csv(
     fields = list(rows[0]) if rows else ["kind", "task", "encoding", "seed", "length"]
     for row in rows:  # a run may lack a metric the first one has, or have one more
         fields += [k for k in row if k not in fields]
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())
     return path
