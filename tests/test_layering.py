@@ -142,10 +142,7 @@ def test_the_rule_catches_a_violation(tmp_path):
 # Rule 3: no import circles between the modules of pe_jax, counting the imports inside
 # functions (which hide a circle from Python but not from a reader). Known circles, to be
 # removed by their owner: none may be added.
-KNOWN_CIRCLES = {
-    # The gate and the settings (the lead developer's; see issue 28's report).
-    frozenset({"pe_jax.training._gate", "pe_jax.training._settings", "pe_jax.training._step"}),
-}
+KNOWN_CIRCLES: set[frozenset[str]] = set()
 
 
 def _module_of(path: pathlib.Path) -> str:

@@ -21,20 +21,18 @@ from typing import Any
 import jax
 from flax import nnx
 
+# The built-in adapters register themselves (`@register_encoding`) when their module loads;
+# imported by module path, not through the package door that imports this module.
+import pe_jax.nn._adapters_bias
+import pe_jax.nn._adapters_content
+import pe_jax.nn._adapters_gated
+import pe_jax.nn._adapters_input
+import pe_jax.nn._adapters_pope
+import pe_jax.nn._adapters_qk
+import pe_jax.nn._adapters_rope_variants  # noqa: F401
 from pe_jax._names import did_you_mean
 from pe_jax._validate import check_choice, check_positive_int
 from pe_jax.encodings import randomized_positions, shifted_positions
-
-# The built-in adapters register themselves (`@register_encoding`) when their module loads.
-from pe_jax.nn import (  # noqa: F401
-    _adapters_bias,
-    _adapters_content,
-    _adapters_gated,
-    _adapters_input,
-    _adapters_pope,
-    _adapters_qk,
-    _adapters_rope_variants,
-)
 from pe_jax.nn._base import Delegating, Encoding
 from pe_jax.nn._declare import STRUCTURAL, lookup, option_parameters, registered_names
 from pe_jax.nn._randomized_distances import RandomizedDistances

@@ -28,10 +28,11 @@ from pe_jax.tasks import Task, bucket_width, get_task, list_tasks
 from pe_jax.training._lengths import LENGTH_SAMPLINGS, default_length_sampling
 from pe_jax.training._optim import OPTIMIZERS, SCHEDULES, make_optimizer
 from pe_jax.training._resources import check_resources
-from pe_jax.training._step import SEED_LOOPS
 from pe_jax.user_modules import import_modules
 
 PROTOCOLS = ("encoder", "decoder")
+# How the training step runs its models axis (`pe_jax.training._step`): "auto" picks.
+SEED_LOOPS = ("auto", "vmap", "map")
 
 
 @dataclasses.dataclass(frozen=True)

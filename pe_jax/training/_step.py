@@ -42,13 +42,13 @@ from pe_jax.training._gate import init_control, make_gate, masked_update
 from pe_jax.training._lengths import LengthSchedule
 from pe_jax.training._mesh import batch_sharding, make_mesh, seed_sharding
 from pe_jax.training._optim import make_optimizer
+from pe_jax.training._settings import SEED_LOOPS
 
 if TYPE_CHECKING:
     from pe_jax.training._settings import Settings
 
 # Salts that separate the streams derived from one (seed, step) key.
 _DATA, _LENGTHS, _MODEL = 0, 1, 2
-SEED_LOOPS = ("auto", "vmap", "map")
 
 
 def seed_keys(seeds: Sequence[int]) -> jax.Array:
