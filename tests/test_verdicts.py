@@ -133,7 +133,7 @@ def test_the_gate_reads_the_whole_training_range_in_the_protocols_metric(tmp_pat
     assert "sort, under a gate of EM >= 0.95: rope learned ✗ not learned (0/5) (now 5/5)" in text
 
 
-def test_fixed_budgets_and_steps_to_gate_are_reported(tmp_path):
+def test_fixed_budgets_and_steps_to_gate_are_reported_and_survive_the_csv(tmp_path):
     steps = {"steps_trained": [300, 500, 800, 800, 800], "until": 0.99}
     write_run(tmp_path, "copy", "none", [curve(0.9)] * 5, seed=1, extra=steps)
     fixed = {"steps_trained": [100] * 5, "until": None}
@@ -148,6 +148,10 @@ def test_fixed_budgets_and_steps_to_gate_are_reported(tmp_path):
     line = next(x for x in findings.splitlines() if x.startswith("- rope on copy"))
     # First passing gate step per model: 100, 50, never, 100, 50 -> median of 4 is 75.
     assert "steps-to-gate (trainer's gate, longest lengths) median 75 (4/5 reached it)" in line
+    before = paths["findings"].read_text()
+    for enc in ("none", "rope"):  # the run folders are gone; the report's CSV remains
+        shutil.rmtree(tmp_path / "copy" / enc)
+    assert report(tmp_path)[1]["findings"].read_text() == before
 
 
 def test_not_learned_runs_are_left_out_and_gains_average_with_an_interval(tmp_path):
@@ -228,7 +232,8 @@ def test_above_the_baseline_only_when_the_lower_bound_is_above_it(tmp_path):
 
 
 def test_a_results_csv_reports_as_its_runs_did(tmp_path):
-    extra = {"baselines": baselines(), "steps_trained": [100] * 5, "until": None}
+    extra = {"baselines": baselines(), "steps_trained": [100] * 5, "until": None,
+             "cpu_seconds_per_step": 0.25, "schema_version": 3}  # fmt: skip
     write_run(tmp_path, "copy", "none", [curve(0.9)] * 5, seed=1, extra=extra)
     write_run(tmp_path, "copy", "rope", [curve(0.2)] * 5, seed=2, extra=extra)
     _, paths = report(tmp_path)
@@ -238,6 +243,7 @@ def test_a_results_csv_reports_as_its_runs_did(tmp_path):
     runs = load_runs(tmp_path)
     assert [r.encoding for r in runs] == ["none", "rope"]
     assert runs[0].results.steps_trained == [100] * 5 and runs[0].results.until is None
+    assert runs[0].results.cpu_seconds_per_step == 0.25
     _, again = report(tmp_path)
     assert again["findings"].read_text() == before
 

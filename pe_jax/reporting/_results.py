@@ -39,12 +39,15 @@ class Run:
       encoding: the encoding label: the sweep's encoding folder name, else results.encoding.
       path: the results.json file.
       results: its decoded contents.
+      steps_to_gate: [M] steps-to-gate as a report's results.csv recorded it (NaN: never), for
+        a run read from the CSV; None: read from the run folder's gate records.
     """
 
     task: str
     encoding: str
     path: Path
     results: Results
+    steps_to_gate: tuple[float, ...] | None = None
 
     @property
     def encoding_name(self) -> str:
@@ -191,6 +194,7 @@ def tidy_rows(runs: list[Run]) -> list[dict]:
       dicts with keys task, encoding, encoding_name, protocol, seed, learning_rate, length,
       train_max_length, split ("in" for T <= train_max_length, else "out"), exact_match,
       token_accuracy, loss, num_params, time_per_step_s, steps (the run's budget or cap),
+      cpu_seconds_per_step ("" when not recorded),
       steps_trained (this model's optimizer steps; "" when not recorded), until (the
       train-to-criterion bar; "" for a fixed budget), eval_samples (examples per length).
     """
@@ -218,6 +222,7 @@ def tidy_rows(runs: list[Run]) -> list[dict]:
                     num_params=run.num_params,
                     time_per_step_s=run.time_per_step_s,
                     steps=int(run.results.steps),
+                    cpu_seconds_per_step=_blank(run.results.cpu_seconds_per_step),
                     steps_trained=trained[m],
                     until="" if until is None else until,
                     eval_samples=samples,
@@ -253,6 +258,10 @@ def _run_config(manifest: dict, task: str, encoding: str) -> dict:
     return config
 
 
+def _blank(value):
+    return "" if value is None else value
+
+
 def _float_or_none(text: str):
     return None if text in ("", "None") else float(text)
 
@@ -263,8 +272,9 @@ def load_runs_csv(path: str | os.PathLike) -> list[Run]:
     Everything the rules read is in the CSV: per-model, per-length exact match and per-token
     accuracy, the baselines, parameters, step time and steps. The run config comes from the
     sweep manifest beside it (sweep.json); the CSV's own columns, where present, take
-    precedence for `until`, `eval_samples` and `steps_trained`. Run.path points where the run's
-    results.json was, so per-example scores and gate records are absent.
+    precedence for `until`, `eval_samples`, `steps_trained`, `cpu_seconds_per_step` and
+    `steps_to_gate` (as the report that wrote the CSV judged it). Run.path points where the
+    run's results.json was, so per-example scores and gate records are absent.
 
     Raises:
       DamagedFileError: the CSV lacks a column the rules need, or a value does not parse.
@@ -304,6 +314,7 @@ def _csv_run(path: Path, manifest: dict, key, rows: list[dict], baselines: dict 
     where = {t: i for i, t in enumerate(lengths)}
     metrics = {m: np.full((len(models), len(lengths)), np.nan) for m in METRICS}
     trained = [None] * len(models)
+    gate_steps = [None] * len(models)
     for r in rows:
         m = index[(int(r["seed"]), _float_or_none(r["learning_rate"]))]
         for name in METRICS:
@@ -311,6 +322,10 @@ def _csv_run(path: Path, manifest: dict, key, rows: list[dict], baselines: dict 
                 metrics[name][m, where[int(r["length"])]] = float(r[name])
         if r.get("steps_trained", "") != "":
             trained[m] = int(r["steps_trained"])
+        if r.get("steps_to_gate", "") != "":
+            gate_steps[m] = (
+                float("nan") if r["steps_to_gate"] == "never" else float(r["steps_to_gate"])
+            )
     config = _run_config(manifest, task, encoding)
     train = dict(config.get("train") or {})
     if "until" in first:
@@ -350,10 +365,12 @@ def _csv_run(path: Path, manifest: dict, key, rows: list[dict], baselines: dict 
         num_params=int(first["num_params"]),
         steps=int(first["steps"]),
         time_per_step_s=float(first["time_per_step_s"]),
+        cpu_seconds_per_step=_float_or_none(first.get("cpu_seconds_per_step", "")),
         baselines=base,
         models=[{"seed": s, "learning_rate": lr} for s, lr in models],
         steps_trained=trained if all(t is not None for t in trained) else None,
         until=train.get("until"),
     )
     run_path = path.parent / task / encoding / RESULTS
-    return Run(task=task, encoding=encoding, path=run_path, results=results)
+    recorded = tuple(gate_steps) if all(g is not None for g in gate_steps) else None
+    return Run(task=task, encoding=encoding, path=run_path, results=results, steps_to_gate=recorded)

@@ -359,6 +359,14 @@ def markdown_report(
     return "\n\n".join(parts) + "\n"
 
 
+def _gate_step(v, m: int):
+    """A model's steps-to-gate for the CSV: the step, "never", or "" when not recorded."""
+    if v.steps_to_gate is None:
+        return ""
+    value = v.steps_to_gate[m]
+    return "never" if np.isnan(value) else int(value)
+
+
 def write_csv(
     runs: Sequence[Run],
     path: str | os.PathLike,
@@ -382,7 +390,7 @@ def write_csv(
                 )
                 rows.append(
                     {"kind": "model", **row, "learned": bool(v.learned[m]),
-                     "selected": bool(v.selected[m])}
+                     "selected": bool(v.selected[m]), "steps_to_gate": _gate_step(v, m)}
                 )  # fmt: skip
         if tv.baselines:
             train_max = tv.runs[0].run.train_max_length

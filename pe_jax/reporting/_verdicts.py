@@ -323,7 +323,11 @@ def judge_run(run: Run, rules: Rules = DEFAULT_RULES) -> RunVerdict:
         chosen_rate=chosen,
         selected=np.array([r == chosen for r in rate_of]),
         steps_trained=steps_trained,
-        steps_to_gate=_steps_to_gate(run, metric, threshold),
+        steps_to_gate=(
+            np.asarray(run.steps_to_gate, np.float64)
+            if run.steps_to_gate is not None
+            else _steps_to_gate(run, metric, threshold)
+        ),
         until=run.results.until,
         rules=rules,
     )
