@@ -10,6 +10,8 @@ chosen after seeing the results it decides:
   allows one answer in twenty to be wrong.
 - The seed is the unit: an ordering needs a Holm-adjusted p below ALPHA and at least MIN_SEEDS
   learned seeds on each side.
+- An aggregate claim (a mean over a paper's tasks) is judged over at least MIN_AGGREGATE_TASKS
+  tasks where both sides are learned; over one task it would only repeat that task's verdict.
 """
 
 GATES = {
@@ -19,3 +21,4 @@ GATES = {
 MIN_SEEDS = 5
 ALPHA = 0.05
 MIN_GATE_EXAMPLES = 1000
+MIN_AGGREGATE_TASKS = 2

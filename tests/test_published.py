@@ -99,8 +99,14 @@ def test_mean_gain_claims_pair_each_variant_with_its_base(tmp_path):
     tasks = judge(load_runs(tmp_path))
     (claim,) = aggregate_claims(spec, tasks)
     assert (claim.better, claim.worse) == ("randomized_rope", "rope")
+    # One task is that task's own verdict, not an aggregate.
     (judged,), _ = judge_published(spec, tasks)
+    assert judged.verdict == "cannot tell" and "an aggregate needs >= 2" in judged.evidence
+    write_run(tmp_path, "reverse", "rope", [curve(0.2)] * 5, seed=3)
+    write_run(tmp_path, "reverse", "randomized_rope", [curve(0.5)] * 5, seed=4)
+    (judged,), _ = judge_published(spec, judge(load_runs(tmp_path)))
     assert judged.verdict == "reproduced" and "+0.120" in judged.claim.published
+    assert "mean over 2 task(s) (copy, reverse)" in judged.evidence
 
 
 def test_bad_specs_are_named():

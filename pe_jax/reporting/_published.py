@@ -10,8 +10,8 @@ papers, each with its source; see `configs/sweeps/common.published`):
   task's own comparison (seed-level t test, Holm over the task's pairs): reproduced,
   contradicted, or cannot tell (with the reason).
 - **Aggregate claims** ({"kind", ..., "source"}), judged as aggregates over the tasks where
-  both sides are learned, with an interval over seeds (tasks fixed,
-  `_stats.aggregate_difference`):
+  both sides are learned (at least `pe_jax.rules.MIN_AGGREGATE_TASKS` of them), with an
+  interval over seeds (tasks fixed, `_stats.aggregate_difference`):
   - "mean_reciprocal_rank" ({"values": {encoding: MRR}}): every pair the published MRRs
     order is judged by the mean over tasks of the per-task difference.
   - "mean_gain" ({"prefix": "randomized_", "value": published mean gain}): each variant
@@ -30,6 +30,7 @@ from pe_jax.reporting._findings import metric_name, oriented, test_phrase
 from pe_jax.reporting._format import interval, num, p_is
 from pe_jax.reporting._stats import TTest, aggregate_difference, published_difference
 from pe_jax.reporting._verdicts import TaskVerdict
+from pe_jax.rules import MIN_AGGREGATE_TASKS
 
 VERDICTS = ("reproduced", "contradicted", "cannot tell")
 AGGREGATE_KINDS = ("mean_reciprocal_rank", "mean_gain")
@@ -146,6 +147,14 @@ def _judge_aggregate(claim: Claim, tasks: dict[str, TaskVerdict], min_seeds: int
             claim,
             "cannot tell",
             f"no task where both are learned with >= {min_seeds} seeds a side",
+        )
+    if len(counted) < MIN_AGGREGATE_TASKS:
+        return Judged(
+            claim,
+            "cannot tell",
+            f"{len(counted)} task where both are learned with >= {min_seeds} seeds a side "
+            f"({', '.join(t for t, _ in counted)}; its per-task result is above); an aggregate "
+            f"needs >= {MIN_AGGREGATE_TASKS}",
         )
     agg = aggregate_difference([t for _, t in counted])
     metric = metric_name(next(iter(tasks.values())).metric)
