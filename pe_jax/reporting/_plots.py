@@ -205,9 +205,11 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = DPI) -> Path
       The PNG's path.
     """
     path = Path(path)
+    # No creation date in the PDF, so a rebuilt report's files are the same bytes.
+    pdf = {"metadata": {"CreationDate": None}}
     for target, kind, kwargs in (
         (path, "png", {"dpi": dpi}),
-        (path.with_suffix(VECTOR_SUFFIX), "pdf", {}),
+        (path.with_suffix(VECTOR_SUFFIX), "pdf", pdf),
     ):
         buffer = io.BytesIO()
         fig.savefig(buffer, format=kind, **kwargs)
