@@ -165,3 +165,19 @@ def test_a_pilot_proposes_each_tasks_budget_from_steps_to_gate(tmp_path):
     assert "rope: best 0.830 at step 300 (lr 0.003)" in text
     assert "| copy | none | exact_match >= 0.95 | 0.001 | 200 | 1.000 (400) |" in text
     assert (tmp_path / "pilot_curves.png").exists() and (tmp_path / "pilot_curves.pdf").exists()
+
+
+def test_a_partial_pilot_says_which_runs_are_not_finished(tmp_path):
+    models = {"models": [{"seed": 0, "learning_rate": 1e-3}], "seeds": [0], "steps": 1000}
+    path = write_run(tmp_path, "copy", "none", [curve(0.9)], extra=models)
+    records = [
+        {"step": step, "event": "gate", "gate": {"exact_match": [em]}}
+        for step, em in ((100, 0.5), (200, 0.99))
+    ]
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    runs = ["copy/none", "copy/rope", "sort/none"]
+    manifest = {"name": "p", "runs": runs, "sweep_config": {"pilot": True}}
+    (tmp_path / "sweep.json").write_text(json.dumps(manifest))
+    text = write_report(tmp_path, log=lambda _: None)["pilot"].read_text()
+    assert "- copy: 300 steps (set by none). So far: rope not finished yet." in text
+    assert "- Not started or not finished: sort." in text

@@ -132,7 +132,13 @@ def propose_budgets(
     return out
 
 
-def pilot_markdown(pilots: Sequence[PilotRun], budgets: Sequence[Budget], *, title: str) -> str:
+def pilot_markdown(
+    pilots: Sequence[PilotRun],
+    budgets: Sequence[Budget],
+    *,
+    title: str,
+    missing: Sequence[str] = (),
+) -> str:
     """pilot.md: steps-to-gate per run and learning rate, the proposed budgets, out of reach."""
     lines = [
         f"# {title}: pilot",
@@ -163,17 +169,23 @@ def pilot_markdown(pilots: Sequence[PilotRun], budgets: Sequence[Budget], *, tit
         "",
     ]
     for b in budgets:
+        left = [m.split("/", 1)[1] for m in missing if m.split("/", 1)[0] == b.task]
+        partial = f" So far: {', '.join(left)} not finished yet." if left else ""
         if b.steps is None:
             lines.append(
                 f"- {b.task}: out of reach at this scale — no encoding reached the gate within "
-                f"{b.cap} steps ({'; '.join(b.out_of_reach)})."
+                f"{b.cap} steps ({'; '.join(b.out_of_reach)}).{partial}"
             )
             continue
         capped = " at the cap" if b.steps == b.cap else ""
         text = f"- {b.task}: {b.steps} steps{capped} (set by {b.slowest})"
         if b.out_of_reach:
             text += f"; never reached the gate within {b.cap} steps: " + "; ".join(b.out_of_reach)
-        lines.append(text + ".")
+        lines.append(text + "." + partial)
+    done = {b.task for b in budgets}
+    waiting = sorted({m.split("/", 1)[0] for m in missing} - done)
+    if waiting:
+        lines.append(f"- Not started or not finished: {', '.join(waiting)}.")
     return "\n".join(lines) + "\n"
 
 
@@ -216,14 +228,16 @@ def write_pilot_report(
     rules: Rules = DEFAULT_RULES,
     margin: float = 1.25,
     max_steps: int | None = None,
+    missing: Sequence[str] = (),
 ) -> Path | None:
-    """Writes pilot.md and the curves beside it; None when no run has gate records."""
+    """Writes pilot.md and the curves beside it; None when no run has gate records.
+    `missing`: "task/encoding" of the planned runs not finished yet (said per task)."""
     pilots = pilot_runs(runs, rules)
     if not pilots:
         return None
     out = Path(out)
     budgets = propose_budgets(pilots, margin=margin, max_steps=max_steps)
     path = out / PILOT
-    write_text_atomic(path, pilot_markdown(pilots, budgets, title=title))
+    write_text_atomic(path, pilot_markdown(pilots, budgets, title=title, missing=missing))
     plot_pilot(pilots, out / PILOT_PLOT)
     return path

@@ -115,7 +115,11 @@ def write_report(
     )
     if sweep.get("pilot"):
         paths["pilot"] = write_pilot_report(
-            runs, out, title=title or manifest.get("name") or "", rules=rules
+            runs,
+            out,
+            title=title or manifest.get("name") or "",
+            rules=rules,
+            missing=missing_runs(workdir, runs),
         )
     log(f"report of {len(runs)} runs written to {paths['report']}")
     return paths
