@@ -197,6 +197,14 @@ def _legends(fig, handles: dict, baseline_handles: dict, num_tasks: int, title: 
         )
 
 
+def _finish_axis(ax, ylabel: str, metric: str) -> None:
+    """The y label, the [0, 1] range of an accuracy (a loss keeps its own), the grid."""
+    ax.set_ylabel(ylabel)
+    if metric != "loss":
+        ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+
+
 def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = DPI) -> Path:
     """Writes `fig` as the PNG `path` at `dpi` and as a PDF beside it (same name, .pdf), each
     atomically (`pe_jax.runfiles.write_bytes_atomic`): a killed report leaves the old file.
@@ -267,10 +275,7 @@ def accuracy_figure(
         ax.set_title(title)
         _caption(ax, "input length T", [not_learned_caption(tv.runs)])
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(METRIC_TITLES.get(name, name))
-        if name != "loss":
-            ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
+        _finish_axis(ax, METRIC_TITLES.get(name, name), name)
     title = f"encoding: mean over learned seeds; {BAND_NOTE} (mean ± t·sd/√n, within [0, 1])"
     _legends(fig, handles, baseline_handles, len(groups), title)
     return fig
@@ -381,10 +386,7 @@ def cost_figure(
                 f"recorded): {', '.join(untimed)}."
             )
         _caption(ax, first, notes)
-        ax.set_ylabel(f"OOD {METRIC_TITLES.get(name, name)}")
-        if name != "loss":
-            ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
+        _finish_axis(ax, f"OOD {METRIC_TITLES.get(name, name)}", name)
     title = "encoding: mean over learned seeds; bar: 95% t interval over seeds, within [0, 1]"
     _legends(fig, handles, baseline_handles, len(groups), title)
     return fig
