@@ -28,7 +28,7 @@ import numpy as np
 
 from pe_jax.reporting._findings import metric_name, oriented, test_phrase
 from pe_jax.reporting._format import interval, num, p_is
-from pe_jax.reporting._stats import TTest, aggregate_difference, published_difference
+from pe_jax.reporting._stats import aggregate_difference, published_difference
 from pe_jax.reporting._verdicts import TaskVerdict
 from pe_jax.rules import MIN_AGGREGATE_TASKS
 
@@ -41,8 +41,8 @@ class Claim:
     """One ordering a paper reports: `better` > `worse` on `task` ("" = an aggregate).
 
     Attributes:
-      published: the paper's evidence, as a phrase with its numbers.
-      published_test: the Welch test of the printed numbers (per-task claims), or None.
+      published: the paper's evidence, as a phrase with its numbers (and, per task, the
+        Welch test of its printed mean ± sd).
     """
 
     task: str
@@ -50,7 +50,6 @@ class Claim:
     worse: str
     source: str
     published: str
-    published_test: TTest | None = None
     kind: str = "per task"
 
 
@@ -97,7 +96,7 @@ def per_task_claims(spec: dict) -> tuple[list[Claim], list[Claim]]:
                 f"{worse['encoding']} {worse['mean']:.3f} ± {worse['sd']:.3f} over "
                 f"{min(x['seeds'], y['seeds'])} seeds, Welch {p_is(test.p)}"
             )
-            claim = Claim(task, better["encoding"], worse["encoding"], x["source"], phrase, test)
+            claim = Claim(task, better["encoding"], worse["encoding"], x["source"], phrase)
             (ordered if test.p < 0.05 else ties).append(claim)
     return ordered, ties
 

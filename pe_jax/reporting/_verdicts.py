@@ -34,7 +34,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from pe_jax.reporting._results import Run, default_metric
-from pe_jax.reporting._stats import TTest, compare_seeds, extrapolation_length, holm, t_interval
+from pe_jax.reporting._stats import (
+    TTest,
+    compare_seeds,
+    extrapolation_length,
+    holm,
+    sample_sd,
+    t_interval,
+)
 from pe_jax.rules import ALPHA, GATES, MIN_GATE_EXAMPLES, MIN_SEEDS
 from pe_jax.runfiles import read_gate_records
 
@@ -128,7 +135,7 @@ def seed_interval(
 
 
 def _sd(values: np.ndarray) -> float:
-    return float(np.std(values, ddof=1)) if values.size > 1 else (0.0 if values.size else np.nan)
+    return sample_sd(values) if values.size else float("nan")
 
 
 @dataclasses.dataclass(frozen=True)
