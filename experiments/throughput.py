@@ -1,35 +1,58 @@
-"""Useful tokens/s of the reference training step: the previous behaviour vs today's defaults.
+"""One lever of the training step's speed, measured before and after: two processes in turns.
 
-  python -m experiments.throughput [encoding, default rope] [rounds, default 5] [out.md]
+  python -m experiments.throughput --lever=host_memory --models=10 --markdown=out.md
+  python -m experiments.throughput --lever=previous --encoding=rope --rounds=5
 
-With a third argument, the table is also written to that Markdown file (which
-docs/performance.md quotes).
+Levers (`LEVERS`):
+- previous: A = a length per example padded to the training width, attention via
+  `jax.nn.dot_product_attention`, default XLA:CPU flags (the tree before the throughput work);
+  B = one length per batch in width buckets of 16, the custom-gradient CPU attention and the
+  entry points' XLA:CPU flags (`pe_jax.runtime.CPU_XLA_FLAGS`).
+- host_memory: both today's defaults; A without, B with `pe_jax.runtime.keep_host_memory`
+  (`PE_JAX_KEEP_HOST_MEMORY=0` / `1`).
 
-A: a length per example padded to the training width, attention via
-   `jax.nn.dot_product_attention` (train.length_sampling="per_example", attention_impl="xla"),
-   default XLA:CPU flags: the tree before the throughput work.
-B: one length per batch in width buckets of 16, the custom-gradient CPU attention
-   (length_sampling="per_batch", attention_impl="cpu") and the entry points' XLA:CPU flags
-   (`pe_jax.runtime.CPU_XLA_FLAGS`): the encoder protocol's default now.
-XLA flags are fixed when a process starts, so each side lives in its own process; the two
-processes take turns (A B A B ..., never at once) over the same step numbers, and the figure
-is the median over rounds. Useful tokens = real (non-padding) slots of the batches each side
-trains (counted from its own batches). The reference model is
-`pe_jax.benchmark.ReferenceModel` (reverse, lengths 1..40, 5 post-LN blocks, width 64,
-8 heads, batch 128).
+Settings fixed at start-up (XLA flags, glibc malloc) need a process per side, so each side
+lives in its own process; the two take turns (A B A B ..., never at once) over the same step
+numbers, and each figure is the median over rounds. Useful tokens = real (non-padding) slots
+of the batches each side trains (counted from its own batches), summed over the models. Each
+span also records CPU seconds (`time.process_time`) and minor page faults (`ru_minflt`) per
+step. The model is `pe_jax.benchmark.ReferenceModel` (reverse, lengths 1..40, 5 post-LN
+blocks, width 64, 8 heads, batch 128), `--models` of them in one program (seeds), as a run
+trains its seeds x rates.
 """
 
 import multiprocessing
 import os
-import sys
+import resource
 import time
 
-SIDES = (("A_previous", "per_example", "xla", ""), ("B_today", "per_batch", "cpu", None))
-STEPS = 20  # steps per timing
+from absl import flags
+
+from experiments import _cli
+
+# lever -> ((side name, length sampling, attention impl, environment), ...) for A then B.
+# An environment value None removes the variable, so the entry points' default applies.
+LEVERS = {
+    "previous": (
+        ("A_previous", "per_example", "xla", {"XLA_FLAGS": ""}),
+        ("B_today", "per_batch", "cpu", {"XLA_FLAGS": None}),
+    ),
+    "host_memory": (
+        ("A_unkept", "per_batch", "cpu", {"PE_JAX_KEEP_HOST_MEMORY": "0"}),
+        ("B_kept", "per_batch", "cpu", {"PE_JAX_KEEP_HOST_MEMORY": "1"}),
+    ),
+}
 FIRST = 1000  # first timed step (after warm-up)
 
+_LEVER = flags.DEFINE_enum("lever", "host_memory", list(LEVERS), "Which lever to measure.")
+_ENCODING = flags.DEFINE_string("encoding", "rope", "Encoding of the reference model.")
+_ROUNDS = flags.DEFINE_integer("rounds", 5, "Rounds of A then B.", lower_bound=1)
+_STEPS = flags.DEFINE_integer("steps", 20, "Steps per side per round.", lower_bound=1)
+_MODELS = flags.DEFINE_integer("models", 1, "Models (seeds) in the program.", lower_bound=1)
+_MARKDOWN = flags.DEFINE_string("markdown", None, "Also write the table to this file.")
 
-def _worker(conn, encoding: str, sampling: str, impl: str) -> None:
+
+def _worker(conn, encoding: str, sampling: str, impl: str, models: int) -> None:
     """One side: builds and warms its program, then times each span the parent sends."""
     import dataclasses
 
@@ -40,10 +63,10 @@ def _worker(conn, encoding: str, sampling: str, impl: str) -> None:
     from pe_jax.benchmark import ReferenceModel
     from pe_jax.training import make_mesh, make_train_program, model_keys
 
-    runtime.configure(cache_dir="")  # flags only where the parent left XLA_FLAGS unset
+    info = runtime.configure(cache_dir="")  # flags only where the parent left XLA_FLAGS unset
     mesh = make_mesh()
     with jax.set_mesh(mesh):
-        s = ReferenceModel().settings(encoding)
+        s = ReferenceModel().settings(encoding, num_seeds=models)
         s = dataclasses.replace(
             s, length_sampling=sampling, model=dataclasses.replace(s.model, attention_impl=impl)
         )
@@ -53,83 +76,124 @@ def _worker(conn, encoding: str, sampling: str, impl: str) -> None:
         for t in range(30 if sampling == "per_batch" else 2):  # compiles every bucket used
             state, _ = program.step(state, keys, np.int32(t))
         jax.block_until_ready(state)
-        conn.send(("ready", os.environ.get("XLA_FLAGS")))
+        conn.send(("ready", info["xla_flags"], info["host_memory"]))
         while (span := conn.recv()) is not None:
-            start = time.perf_counter()
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            cpu, start = time.process_time(), time.perf_counter()
             for t in span:
                 state, metrics = program.step(state, keys, np.int32(t))
             jax.block_until_ready((state, metrics))
-            elapsed = time.perf_counter() - start
-            useful = sum(int(program.batch(keys[0], t).valid.sum()) for t in span)
-            conn.send((elapsed, useful))
+            elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+            useful = models * sum(int(program.batch(keys[0], t).valid.sum()) for t in span)
+            conn.send((elapsed, cpu, faults, useful))
         conn.send(("programs", program.traces[0]))
 
 
-def main(encoding: str = "rope", rounds: int = 5, markdown: str | None = None) -> None:
+def _start(context, lever_side, encoding: str, models: int) -> dict:
+    """Starts one side's process under its environment; returns once it has warmed up."""
+    name, sampling, impl, environment = lever_side
+    parent, child = context.Pipe()
+    saved = {key: os.environ.get(key) for key in environment}
+    for key, value in environment.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    process = context.Process(target=_worker, args=(child, encoding, sampling, impl, models))
+    process.start()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    _, xla_flags, host_memory = parent.recv()  # one side warms up at a time
+    return {
+        "name": name,
+        "conn": parent,
+        "process": process,
+        "xla_flags": xla_flags,
+        "host_memory": host_memory,
+        "spans": [],
+    }
+
+
+def measure(lever: str, *, encoding: str, rounds: int, steps: int, models: int) -> list[dict]:
+    """Each side's medians per step: wall s, CPU s, minor faults and useful tokens/s."""
     import numpy as np
 
-    from pe_jax.benchmark import machine_info
-
     context = multiprocessing.get_context("spawn")
-    sides = {}
-    for name, sampling, impl, flags in SIDES:
-        parent, child = context.Pipe()
-        saved = os.environ.get("XLA_FLAGS")
-        if flags is not None:  # "" = XLA's defaults; None = leave the entry points' choice
-            os.environ["XLA_FLAGS"] = flags
-        process = context.Process(target=_worker, args=(child, encoding, sampling, impl))
-        process.start()
-        if saved is None:
-            os.environ.pop("XLA_FLAGS", None)
-        else:
-            os.environ["XLA_FLAGS"] = saved
-        _, used = parent.recv()  # one side warms up at a time
-        sides[name] = {"conn": parent, "process": process, "flags": used, "times": [], "useful": []}
+    sides = [_start(context, side, encoding, models) for side in LEVERS[lever]]
     for r in range(rounds):
-        span = range(FIRST + r * STEPS, FIRST + (r + 1) * STEPS)
-        for side in sides.values():
+        span = range(FIRST + r * steps, FIRST + (r + 1) * steps)
+        for side in sides:
             side["conn"].send(span)
-            elapsed, useful = side["conn"].recv()
-            side["times"].append(elapsed)
-            side["useful"].append(useful)
-    rates, rows = {}, []
-    for name, side in sides.items():
+            side["spans"].append(side["conn"].recv())
+    rows = []
+    for side in sides:
         side["conn"].send(None)
         programs = side["conn"].recv()[1]
         side["process"].join()
-        rates[name] = float(np.median(np.divide(side["useful"], side["times"])))
-        step_ms = np.median(side["times"]) / STEPS * 1e3
-        print(
-            f"{encoding} {name}: {step_ms:.1f} ms/step, useful tokens/s {rates[name]:.0f}, "
-            f"{programs} training program(s), XLA_FLAGS={side['flags']!r}"
-        )
+        wall, cpu, faults, useful = (np.array(v, float) for v in zip(*side["spans"], strict=True))
         rows.append(
-            f"| {name} | {step_ms:.0f} | {rates[name]:.0f} | {programs} | `{side['flags']!r}` |"
+            {
+                "side": side["name"],
+                "step_s": float(np.median(wall)) / steps,
+                "cpu_s_per_step": float(np.median(cpu)) / steps,
+                "minor_faults_per_step": float(np.median(faults)) / steps,
+                "useful_tokens_per_s": float(np.median(useful / wall)),
+                "model_steps_per_s": float(np.median(models * steps / wall)),
+                "programs": programs,
+                "xla_flags": side["xla_flags"],
+                "host_memory": side["host_memory"],
+            }
         )
-    ratio = rates["B_today"] / rates["A_previous"]
-    print(f"{encoding}: B/A useful tokens/s {ratio:.2f}x")
-    if markdown:
-        m = machine_info()
-        lines = [
-            f"Useful tokens/s of the reference training step ({encoding}; reverse, lengths "
-            "1..40, 5 post-LN blocks, width 64, 8 heads, batch 128): A = a length per example "
-            "padded to 80 slots, `jax.nn.dot_product_attention`, XLA's default flags (the tree "
-            "before the throughput work); B = one length per batch in width buckets of 16, the "
-            "CPU attention, the entry points' flags. Two processes taking turns, median of "
-            f"{rounds} rounds of {STEPS} steps; {m['cpu_count']} CPUs ({m['processor']}), "
-            f"JAX {m['jax_version']}, load average {m['load_average']} at the end.",
-            "",
-            "| side | ms/step | useful tokens/s | training programs | XLA_FLAGS |",
-            "|---|---|---|---|---|",
-            *rows,
-            "",
-            f"B/A useful tokens/s: **{ratio:.2f}x** (target >= 2x: "
-            f"{'met' if ratio >= 2 else 'NOT met'}).",
-        ]
-        with open(markdown, "w") as f:
+    return rows
+
+
+def markdown(lever: str, rows: list[dict], *, encoding: str, rounds: int, steps: int, models: int):
+    """The table and the B/A ratio as Markdown lines."""
+    from pe_jax.benchmark import machine_info
+
+    m = machine_info()
+    a, b = rows
+    ratio = b["useful_tokens_per_s"] / a["useful_tokens_per_s"]
+    return [
+        f"Lever `{lever}` on the reference training step ({encoding}; reverse, lengths 1..40, "
+        f"5 post-LN blocks, width 64, 8 heads, batch 128; {models} model(s) in one program). "
+        f"Two processes taking turns (A B A B), median of {rounds} rounds of {steps} steps; "
+        f"{m['cpu_count']} CPUs ({m['processor']}), JAX {m['jax_version']}, load average "
+        f"{m['load_average']} at the end. "
+        f"Command: `python -m experiments.throughput --lever={lever} --encoding={encoding} "
+        f"--models={models} --rounds={rounds} --steps={steps}`.",
+        "",
+        "| side | s/step | CPU s/step | minor faults/step | model-steps/s | useful tokens/s "
+        "| training programs | host memory | XLA_FLAGS |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *(
+            f"| {r['side']} | {r['step_s']:.3f} | {r['cpu_s_per_step']:.3f} | "
+            f"{r['minor_faults_per_step']:.0f} | {r['model_steps_per_s']:.2f} | "
+            f"{r['useful_tokens_per_s']:.0f} | {r['programs']} | {r['host_memory']} | "
+            f"`{r['xla_flags']!r}` |"
+            for r in rows
+        ),
+        "",
+        f"B/A useful tokens/s: **{ratio:.2f}x**.",
+    ]
+
+
+def main(argv):
+    del argv
+    kwargs = dict(
+        encoding=_ENCODING.value, rounds=_ROUNDS.value, steps=_STEPS.value, models=_MODELS.value
+    )
+    rows = measure(_LEVER.value, **kwargs)
+    lines = markdown(_LEVER.value, rows, **kwargs)
+    print("\n".join(lines))
+    if _MARKDOWN.value:
+        with open(_MARKDOWN.value, "w") as f:
             f.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    main(args[0] if args else "rope", int(args[1]) if len(args) > 1 else 5, *args[2:3])
+    _cli.run(main)
