@@ -10,6 +10,11 @@ Levers (`LEVERS`):
   entry points' XLA:CPU flags (`pe_jax.runtime.CPU_XLA_FLAGS`).
 - host_memory: both today's defaults; A without, B with `pe_jax.runtime.keep_host_memory`
   (`PE_JAX_KEEP_HOST_MEMORY=0` / `1`).
+- buckets: per-batch lengths in widths rounded up to multiples of 16 (A) or at their exact
+  width (B, multiple 2: the encoder layout's widths are even), i.e. 5 vs 40 programs.
+
+Before timing, each side runs one step of every bucket the timed steps use (its "warm-up",
+which is mostly compilation, is reported), so no compilation falls inside a timed span.
 
 Settings fixed at start-up (XLA flags, glibc malloc) need a process per side, so each side
 lives in its own process; the two take turns (A B A B ..., never at once) over the same step
@@ -30,16 +35,26 @@ from absl import flags
 
 from experiments import _cli
 
-# lever -> ((side name, length sampling, attention impl, environment), ...) for A then B.
+# lever -> ((side name, Settings fields, model fields, environment), ...) for A then B.
 # An environment value None removes the variable, so the entry points' default applies.
+_TODAY = {"length_sampling": "per_batch"}
 LEVERS = {
     "previous": (
-        ("A_previous", "per_example", "xla", {"XLA_FLAGS": ""}),
-        ("B_today", "per_batch", "cpu", {"XLA_FLAGS": None}),
+        (
+            "A_previous",
+            {"length_sampling": "per_example"},
+            {"attention_impl": "xla"},
+            {"XLA_FLAGS": ""},
+        ),
+        ("B_today", _TODAY, {"attention_impl": "cpu"}, {"XLA_FLAGS": None}),
     ),
     "host_memory": (
-        ("A_unkept", "per_batch", "cpu", {"PE_JAX_KEEP_HOST_MEMORY": "0"}),
-        ("B_kept", "per_batch", "cpu", {"PE_JAX_KEEP_HOST_MEMORY": "1"}),
+        ("A_unkept", _TODAY, {}, {"PE_JAX_KEEP_HOST_MEMORY": "0"}),
+        ("B_kept", _TODAY, {}, {"PE_JAX_KEEP_HOST_MEMORY": "1"}),
+    ),
+    "buckets": (
+        ("A_multiple_16", {**_TODAY, "bucket_multiple": 16}, {}, {}),
+        ("B_exact", {**_TODAY, "bucket_multiple": 2}, {}, {}),
     ),
 }
 FIRST = 1000  # first timed step (after warm-up)
@@ -52,7 +67,7 @@ _MODELS = flags.DEFINE_integer("models", 1, "Models (seeds) in the program.", lo
 _MARKDOWN = flags.DEFINE_string("markdown", None, "Also write the table to this file.")
 
 
-def _worker(conn, encoding: str, sampling: str, impl: str, models: int) -> None:
+def _worker(conn, encoding: str, fields: dict, model_fields: dict, models: int, timed) -> None:
     """One side: builds and warms its program, then times each span the parent sends."""
     import dataclasses
 
@@ -67,16 +82,18 @@ def _worker(conn, encoding: str, sampling: str, impl: str, models: int) -> None:
     mesh = make_mesh()
     with jax.set_mesh(mesh):
         s = ReferenceModel().settings(encoding, num_seeds=models)
-        s = dataclasses.replace(
-            s, length_sampling=sampling, model=dataclasses.replace(s.model, attention_impl=impl)
-        )
+        s = dataclasses.replace(s, **fields, model=dataclasses.replace(s.model, **model_fields))
         program = make_train_program(s, mesh)
         keys = model_keys(s)
         state = program.init(keys)
-        for t in range(30 if sampling == "per_batch" else 2):  # compiles every bucket used
+        schedule = getattr(program.step, "schedule", None)
+        warm = {schedule.width(t): t for t in timed} if schedule else {0: timed[0]}
+        start = time.perf_counter()
+        for t in [*warm.values(), timed[0]]:  # compiles every program the timed steps use
             state, _ = program.step(state, keys, np.int32(t))
         jax.block_until_ready(state)
-        conn.send(("ready", info["xla_flags"], info["host_memory"]))
+        warm_s = time.perf_counter() - start
+        conn.send(("ready", info["xla_flags"], info["host_memory"], warm_s))
         while (span := conn.recv()) is not None:
             faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             cpu, start = time.process_time(), time.perf_counter()
@@ -90,9 +107,9 @@ def _worker(conn, encoding: str, sampling: str, impl: str, models: int) -> None:
         conn.send(("programs", program.traces[0]))
 
 
-def _start(context, lever_side, encoding: str, models: int) -> dict:
+def _start(context, lever_side, encoding: str, models: int, timed: list[int]) -> dict:
     """Starts one side's process under its environment; returns once it has warmed up."""
-    name, sampling, impl, environment = lever_side
+    name, fields, model_fields, environment = lever_side
     parent, child = context.Pipe()
     saved = {key: os.environ.get(key) for key in environment}
     for key, value in environment.items():
@@ -100,20 +117,23 @@ def _start(context, lever_side, encoding: str, models: int) -> dict:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    process = context.Process(target=_worker, args=(child, encoding, sampling, impl, models))
+    process = context.Process(
+        target=_worker, args=(child, encoding, fields, model_fields, models, timed)
+    )
     process.start()
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    _, xla_flags, host_memory = parent.recv()  # one side warms up at a time
+    _, xla_flags, host_memory, warm_s = parent.recv()  # one side warms up at a time
     return {
         "name": name,
         "conn": parent,
         "process": process,
         "xla_flags": xla_flags,
         "host_memory": host_memory,
+        "warm_s": warm_s,
         "spans": [],
     }
 
@@ -123,7 +143,8 @@ def measure(lever: str, *, encoding: str, rounds: int, steps: int, models: int) 
     import numpy as np
 
     context = multiprocessing.get_context("spawn")
-    sides = [_start(context, side, encoding, models) for side in LEVERS[lever]]
+    timed = list(range(FIRST, FIRST + rounds * steps))
+    sides = [_start(context, side, encoding, models, timed) for side in LEVERS[lever]]
     for r in range(rounds):
         span = range(FIRST + r * steps, FIRST + (r + 1) * steps)
         for side in sides:
@@ -144,6 +165,7 @@ def measure(lever: str, *, encoding: str, rounds: int, steps: int, models: int) 
                 "useful_tokens_per_s": float(np.median(useful / wall)),
                 "model_steps_per_s": float(np.median(models * steps / wall)),
                 "programs": programs,
+                "warm_up_s": side["warm_s"],
                 "xla_flags": side["xla_flags"],
                 "host_memory": side["host_memory"],
             }
@@ -168,12 +190,13 @@ def markdown(lever: str, rows: list[dict], *, encoding: str, rounds: int, steps:
         f"--models={models} --rounds={rounds} --steps={steps}`.",
         "",
         "| side | s/step | CPU s/step | minor faults/step | model-steps/s | useful tokens/s "
-        "| training programs | host memory | XLA_FLAGS |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| training programs | warm-up s (compiles) | host memory | XLA_FLAGS |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         *(
             f"| {r['side']} | {r['step_s']:.3f} | {r['cpu_s_per_step']:.3f} | "
             f"{r['minor_faults_per_step']:.0f} | {r['model_steps_per_s']:.2f} | "
-            f"{r['useful_tokens_per_s']:.0f} | {r['programs']} | {r['host_memory']} | "
+            f"{r['useful_tokens_per_s']:.0f} | {r['programs']} | {r['warm_up_s']:.1f} | "
+            f"{r['host_memory']} | "
             f"`{r['xla_flags']!r}` |"
             for r in rows
         ),
