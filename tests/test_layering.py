@@ -22,7 +22,7 @@ SOURCES = ("pe_jax", "experiments", "configs")
 # packages named after the module. The lowest (names, config_fields, config_files,
 # user_modules) import no JAX, so that config files load without it.
 _CONFIG = {"config_fields", "config_files", "user_modules"}
-_LOW = {"validate", "names", "encodings", "nn", "tasks", "loss", "runfiles"}
+_LOW = {"validate", "names", "encodings", "nn", "tasks", "loss", "runfiles", "compile"}
 ALLOWED = {
     "names": set(),
     "config_fields": {"names"},
@@ -32,6 +32,7 @@ ALLOWED = {
     "runfiles": set(),
     "rules": set(),
     "runtime": set(),
+    "compile": set(),
     "encodings": {"validate"},
     "nn": {"validate", "names", "encodings"},
     "tasks": {"validate", "names"},

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
+from pe_jax._compile import jit_few_runs
 from pe_jax.runfiles import damaged
 
 
@@ -23,7 +24,7 @@ class NonFiniteError(FloatingPointError):
     """The loss or the gradient norm became NaN or Inf; the last good checkpoint is kept."""
 
 
-@jax.jit
+@jit_few_runs
 def _all_finite(tree) -> jax.Array:
     leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves] + [jnp.bool_(True)]))

@@ -36,6 +36,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
+from pe_jax._compile import jit_few_runs
 from pe_jax.loss import logits, masked_metrics
 from pe_jax.nn import Transformer
 from pe_jax.training._gate import init_control, make_gate, masked_update
@@ -146,7 +147,7 @@ def _initializer(
     def init_models(keys):
         return lifted(jnp.asarray(rates, jnp.float32), keys)
 
-    init = jax.jit(init_models, out_shardings=seed_sharding(mesh))
+    init = jit_few_runs(init_models, out_shardings=seed_sharding(mesh))  # runs once
     abstract = jax.eval_shape(init, model_keys(settings))
     return init, graphdefs[-1], abstract
 
