@@ -150,7 +150,9 @@ def make_trainer(
       compile: wrap the forward in `torch.compile` (default mode).
       dynamic: compile with `dynamic=True`: one graph for every sequence length, shared by
         every network of the same architecture (without a mask x-transformers keeps the length
-        symbolic, see `needs_mask`); False: a graph specialised to the first shape.
+        symbolic, see `needs_mask`; duck sizing is turned off for the process, so that a first
+        width equal to the batch size is not fixed); False: a graph specialised to the first
+        shape.
       autocast: a device type ("cuda") whose autocast to bfloat16 wraps the forward, or None.
 
     Returns:
@@ -160,6 +162,12 @@ def make_trainer(
     import torch
 
     optimizer = torch.optim.Adam(net.parameters(), lr=learning_rate)
+    if compile and dynamic:
+        # Dynamo's "duck sizing" equates dimensions that happen to be equal when it first
+        # traces (a batch of 32 at width 32), and then recompiles for every other width.
+        import torch.fx.experimental._config as fx_config
+
+        fx_config.use_duck_shape = False
     forward = torch.compile(net, dynamic=dynamic) if compile else net
 
     def train(tensors, mask: bool = True):
