@@ -20,7 +20,8 @@ from pe_jax.benchmark._kernels import bias_rows, copy_floor, matmul_floor, rope_
 from pe_jax.benchmark._memory import MemoryRequest, forward_memory
 from pe_jax.benchmark._model import eval_sweep, profile_train_step, time_train_step
 from pe_jax.benchmark._peers import best_threads, peers_available
-from pe_jax.benchmark._science import check_device, science_section
+from pe_jax.benchmark._science import science_section
+from pe_jax.benchmark._science_runs import check_device
 from pe_jax.benchmark._summary import check_targets
 from pe_jax.benchmark._timing import load_average, machine_info
 

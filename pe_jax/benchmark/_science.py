@@ -27,7 +27,6 @@ trained, summed over the models; the same count on both sides).
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.metadata
 import statistics
 import time
@@ -39,60 +38,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pe_jax.benchmark._config import BenchmarkConfig, ScienceConfig
-from pe_jax.benchmark._model import ReferenceModel
+from pe_jax.benchmark._config import BenchmarkConfig
 from pe_jax.benchmark._peers import make_peer_net, make_trainer, needs_mask, peer_tensors
-from pe_jax.config_files import load_config
-from pe_jax.sweep import expand_sweep, select_runs
-from pe_jax.training import (
-    Settings,
-    make_mesh,
-    make_train_program,
-    model_keys,
-    set_field,
-    settings_from_config,
+from pe_jax.benchmark._science_runs import (
+    check_device,
+    decoder_settings,
+    describe,
+    encoder_settings,
 )
+from pe_jax.training import Settings, make_mesh, make_train_program, model_keys
 
 FIELDS = ("inputs", "targets", "valid", "loss_mask")
-
-
-def encoder_settings(model: ReferenceModel, science: ScienceConfig) -> Settings:
-    """The encoder protocol's run: `model` (dropout 0) with per-batch lengths, K models."""
-    model = dataclasses.replace(model, dropout=0.0)
-    s = model.settings(science.encoder_encoding, seed_loop=science.seed_loop)
-    config = dataclasses.replace(s.model, dtype=jnp.dtype(science.dtype))
-    return dataclasses.replace(
-        s,
-        model=config,
-        seeds=tuple(science.seeds),
-        learning_rates=tuple(science.learning_rates),
-        length_sampling="per_batch",
-    )
-
-
-def decoder_settings(science: ScienceConfig) -> Settings:
-    """The run `science.decoder_run` of the sweep config `science.decoder_sweep`, with the
-    science seeds, seed loop, dtype and `decoder_overrides`, as `settings_from_config` reads it.
-
-    Raises:
-      ValueError: no such run, or a field the config does not allow.
-    """
-    runs = select_runs(expand_sweep(load_config(science.decoder_sweep)), science.decoder_run)
-    if len(runs) != 1:
-        raise ValueError(
-            f"science.decoder_run must name one run of {science.decoder_sweep!r}, "
-            f"got {science.decoder_run!r} ({len(runs)} runs match)."
-        )
-    config = runs[0].config
-    fields = (
-        ("seeds", tuple(science.seeds)),
-        ("train.seed_loop", science.seed_loop),
-        ("model.dtype", science.dtype),
-        *science.decoder_overrides,
-    )
-    for path, value in fields:
-        set_field(config, path, value, where="science")
-    return settings_from_config(config)
 
 
 def _exact_width(valid: np.ndarray) -> int:
@@ -231,35 +187,6 @@ def _time_rounds(sides: dict[str, Callable], spans, log, label: str) -> dict[str
     return times
 
 
-def _describe(settings: Settings) -> dict[str, Any]:
-    m = settings.model
-    return {
-        "task": settings.task.name,
-        "protocol": settings.protocol,
-        "num_models": len(settings.models),
-        "seeds": list(settings.seeds),
-        "learning_rates": list(settings.rates),
-        "num_layers": m.num_layers,
-        "width": m.width,
-        "num_heads": m.num_heads,
-        "mlp_ratio": m.mlp_ratio,
-        "norm": m.norm,
-        "causal": m.causal,
-        "encoding": m.encoding,
-        "encoding_options": m.options,
-        "dropout": m.dropout,
-        "dtype": str(jnp.dtype(m.dtype)),
-        "attention_impl": m.attention_impl,
-        "batch_size": settings.batch_size,
-        "min_length": settings.min_length,
-        "max_length": settings.max_length,
-        "train_width": settings.train_width,
-        "length_sampling": settings.length_sampling,
-        "bucket_multiple": settings.bucket_multiple,
-        "seed_loop": settings.seed_loop,
-    }
-
-
 def time_protocol(
     settings: Settings,
     *,
@@ -340,7 +267,7 @@ def time_protocol(
     if best is not None:
         ratio = out_sides["pe_jax"]["model_steps_per_s"] / out_sides[best]["model_steps_per_s"]
     return {
-        "run": _describe(settings),
+        "run": describe(settings),
         "rounds": rounds,
         "steps": steps,
         "schedule": {
@@ -354,32 +281,6 @@ def time_protocol(
         "best_peer": best,
         "ratio": ratio,
     }
-
-
-def check_device(config: BenchmarkConfig) -> None:
-    """Refuses a GPU preset on a machine whose JAX (or PyTorch, when installed) has no GPU.
-
-    Raises:
-      ValueError: naming the preset and the backend found.
-    """
-    if not config.requires_gpu:
-        return
-    backend = jax.default_backend()
-    if backend != "gpu":
-        raise ValueError(
-            f"preset {config.name!r} measures a GPU, but JAX's default backend here is "
-            f"{backend!r} (install jax[cuda12] on a machine with an NVIDIA GPU, or use "
-            "--preset=full)."
-        )
-    try:
-        import torch
-    except ImportError:
-        return  # the peer side is skipped with its reason
-    if not torch.cuda.is_available():
-        raise ValueError(
-            f"preset {config.name!r} times x-transformers on CUDA, but this PyTorch "
-            f"({torch.__version__}) sees no GPU: install a CUDA build of torch."
-        )
 
 
 def science_section(
