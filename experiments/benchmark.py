@@ -35,7 +35,7 @@ from pe_jax.benchmark import (
     write_results,
 )
 
-_QUICK = flags.DEFINE_bool("quick", False, "Small sizes: finishes in under 2 minutes.")
+_QUICK = flags.DEFINE_bool("quick", False, "Small sizes (the preset 'quick').")
 _PRESET = flags.DEFINE_enum("preset", None, PRESETS, "Sizes by name; overrides --quick.")
 _OUT = flags.DEFINE_string("out", "benchmark.json", "Where the JSON results go.")
 _MARKDOWN = flags.DEFINE_string("markdown", None, "Also write the printed tables to this file.")

@@ -46,6 +46,7 @@ from pe_jax.benchmark._science_runs import (
     describe,
     encoder_settings,
 )
+from pe_jax.benchmark._science_summary import best_peer_ratio
 from pe_jax.training import Settings, make_mesh, make_train_program, model_keys
 
 FIELDS = ("inputs", "targets", "valid", "loss_mask")
@@ -261,11 +262,7 @@ def time_protocol(
     if "x_transformers_compiled" in out_sides:  # graphs built in the warm-up, then after it
         out_sides["x_transformers_compiled"]["graphs_compiled"] = graphs["x_transformers_compiled"]
         out_sides["x_transformers_compiled"]["recompiles_in_timed_rounds"] = recompiled
-    peer_names = [n for n in out_sides if n != "pe_jax"]
-    best = max(peer_names, key=lambda n: out_sides[n]["model_steps_per_s"], default=None)
-    ratio = None
-    if best is not None:
-        ratio = out_sides["pe_jax"]["model_steps_per_s"] / out_sides[best]["model_steps_per_s"]
+    best, ratio = best_peer_ratio({"sides": out_sides})
     return {
         "run": describe(settings),
         "rounds": rounds,

@@ -94,11 +94,12 @@ def format_science(results: dict[str, Any]) -> list[str]:
     for name, p in science["protocols"].items():
         run = p["run"]
         useful = sum(p["useful_tokens"]) / max(sum(p["slot_tokens"]), 1)
-        out.append(
+        out += [
+            "",  # a line right after a table would be read as one of its rows
             f"{name}: {run['num_layers']} {run['norm']}-LN blocks, width {run['width']}, "
             f"{run['num_heads']} head(s), {'causal' if run['causal'] else 'bidirectional'}, "
             f"{run['encoding']}, {run['dtype']}; batch {run['batch_size']}, lengths "
             f"{run['min_length']}..{run['max_length']} ({run['length_sampling']}); "
-            f"{useful:.0%} of pe_jax's slots are real tokens."
-        )
+            f"{useful:.0%} of pe_jax's slots are real tokens.",
+        ]
     return out
