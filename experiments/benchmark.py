@@ -3,9 +3,17 @@
   python -m experiments.benchmark                    # full run
   python -m experiments.benchmark --quick            # small sizes
   python -m experiments.benchmark --sections=floors,rope --out=/tmp/rope.json
+  python -m experiments.benchmark --sections=science --preset=quick   # the science workload
+  python -m experiments.benchmark --preset=gpu --sections=science     # on an NVIDIA GPU only
   python -m experiments.benchmark --from_json=benchmark.json --markdown=benchmark.md
 
-The peer comparison needs the optional extra: pip install -e .[bench]
+Sections: floors, rope, bias, train, profile, seeds, sweep, memory, peers (one model against
+x-transformers eager, flash and torch.compile), science (a sweep's K = seeds x rates models
+per protocol in pe_jax's one program against x-transformers training them one after another,
+eager and torch.compile; see docs/performance.md). Presets: full, quick, tiny (the tests'),
+gpu (refuses a machine without a GPU).
+
+The peer comparisons need the optional extra: pip install -e .[bench]
 """
 
 import json
@@ -20,13 +28,14 @@ from pe_jax.benchmark import (
     PRESETS,
     SECTIONS,
     BenchmarkConfig,
+    check_device,
     check_sections,
     format_table,
     run_benchmark,
     write_results,
 )
 
-_QUICK = flags.DEFINE_bool("quick", False, "Small sizes: finishes in under 2 minutes.")
+_QUICK = flags.DEFINE_bool("quick", False, "Small sizes (the preset 'quick').")
 _PRESET = flags.DEFINE_enum("preset", None, PRESETS, "Sizes by name; overrides --quick.")
 _OUT = flags.DEFINE_string("out", "benchmark.json", "Where the JSON results go.")
 _MARKDOWN = flags.DEFINE_string("markdown", None, "Also write the printed tables to this file.")
@@ -36,8 +45,11 @@ _SECTIONS = flags.DEFINE_list("sections", list(SECTIONS), f"Sections to run, amo
 
 def main(argv):
     del argv
+    preset = _PRESET.value or ("quick" if _QUICK.value else "full")
     with _cli.user_errors():
         check_sections(_SECTIONS.value)
+        if not _FROM.value:
+            check_device(BenchmarkConfig.preset(preset))
     if _FROM.value and not Path(_FROM.value).is_file():
         nearby = [p.name for p in Path(_FROM.value).parent.glob("*.json")]
         hint = did_you_mean(Path(_FROM.value).name, nearby)
@@ -48,7 +60,6 @@ def main(argv):
         # The entry points' XLA:CPU flags (unless XLA_FLAGS is set); no compilation cache, so
         # that compile times are measured, not loaded.
         runtime.configure(cache_dir="")
-        preset = _PRESET.value or ("quick" if _QUICK.value else "full")
         results = run_benchmark(BenchmarkConfig.preset(preset), sections=tuple(_SECTIONS.value))
         print(f"wrote {write_results(results, _OUT.value)}")
     table = format_table(results)

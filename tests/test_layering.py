@@ -42,7 +42,8 @@ ALLOWED = {
     "training": _LOW | _CONFIG | {"evaluation", "runtime"},
     "sweep": _LOW | _CONFIG | {"training", "runtime"},
     "explorer": _LOW - {"loss", "runfiles"} | {"evaluation", "training", "reporting"},
-    "benchmark": _LOW | {"evaluation", "training"},
+    # The science section trains a sweep's own run (its config file, expanded as sweeps do).
+    "benchmark": _LOW | {"evaluation", "training", "sweep", "config_files"},
 }
 
 

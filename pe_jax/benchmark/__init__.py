@@ -3,9 +3,16 @@
 Imports training, evaluation, nn and encodings; nothing in the library imports it.
 """
 
-from pe_jax.benchmark._config import PRESETS, SECTIONS, BenchmarkConfig, base_encodings
+from pe_jax.benchmark._config import (
+    PRESETS,
+    SECTIONS,
+    BenchmarkConfig,
+    ScienceConfig,
+    base_encodings,
+)
 from pe_jax.benchmark._model import ReferenceModel
 from pe_jax.benchmark._run import check_sections, run_benchmark, write_results
+from pe_jax.benchmark._science_runs import check_device
 from pe_jax.benchmark._summary import check_targets, format_table
 from pe_jax.benchmark._timing import machine_info
 
@@ -14,6 +21,8 @@ __all__ = [
     "SECTIONS",
     "check_sections",
     "BenchmarkConfig",
+    "ScienceConfig",
+    "check_device",
     "ReferenceModel",
     "base_encodings",
     "check_targets",

@@ -6,7 +6,8 @@ Set-up of each side (the same model and batch shape; see `ReferenceModel`):
   default (`attention_impl="auto"`).
 - x-transformers: `TransformerWrapper(Encoder(...))` with the same architecture, Adam and
   gradient clipping, the batch made once outside the timed step; with and without
-  `attn_flash` (PyTorch's fused `scaled_dot_product_attention`).
+  `attn_flash` (PyTorch's fused `scaled_dot_product_attention`), and under `torch.compile`
+  (default mode, plain attention; its compilation is timed apart, in the warm-up).
 - Dropout is 0 on both sides: pe_jax has residual and embedding dropout, x-transformers also
   attention dropout, so equal rates would not be equal work.
 
@@ -45,8 +46,17 @@ def _ours(model: ReferenceModel, encoding: str):
     return run
 
 
-def _theirs(model: ReferenceModel, encoding: str, *, attn_flash: bool, threads: int | None):
-    step, info = make_peer_step(model, encoding, attn_flash=attn_flash, threads=threads)
+def _theirs(
+    model: ReferenceModel,
+    encoding: str,
+    *,
+    attn_flash: bool,
+    threads: int | None,
+    compile: bool = False,
+):
+    step, info = make_peer_step(
+        model, encoding, attn_flash=attn_flash, threads=threads, compile=compile
+    )
 
     def run(steps: int) -> None:
         for _ in range(steps):
@@ -63,9 +73,10 @@ def compare_with_peer(
     rounds: int,
     steps_per_run: int,
     threads: int | None = None,
+    compile: bool = True,
     log=print,
 ) -> dict[str, Any]:
-    """Interleaved step times of pe_jax and x-transformers (plain and flash) per encoding.
+    """Interleaved step times of pe_jax and x-transformers (plain, flash, compiled) per encoding.
 
     Args:
       model: the reference model; its dropout is set to 0 for both sides.
@@ -73,13 +84,17 @@ def compare_with_peer(
       rounds: timed rounds; every round times every side once.
       steps_per_run: steps per timing.
       threads: PyTorch intra-op threads (None: its default).
+      compile: also time x-transformers under `torch.compile` (default mode; the batch's
+        shape is fixed, so it compiles once, in the warm-up, whose time is reported).
       log: progress lines.
 
     Returns:
       {"setup": text, "rounds", "steps_per_run", "rows": [{"encoding", "pe_jax_step_s",
-       "x_transformers_step_s", "x_transformers_flash_step_s", "ratio", "ratio_flash"}]}
-      where a ratio is pe_jax tokens/s over the peer's (> 1: pe_jax faster); the flash
-      entries are None where x-transformers refuses flash attention (T5's bias).
+       "x_transformers_step_s", "x_transformers_flash_step_s",
+       "x_transformers_compiled_step_s", "x_transformers_compile_s", "ratio", "ratio_flash",
+       "ratio_compiled"}]} where a ratio is pe_jax tokens/s over the peer's (> 1: pe_jax
+      faster); the flash entries are None where x-transformers refuses flash attention (T5's
+      bias), the compiled ones None without `compile`.
     """
     model = dataclasses.replace(model, dropout=0.0)
     sides: dict[tuple[str, str], Any] = {}
@@ -87,15 +102,20 @@ def compare_with_peer(
     with jax.set_mesh(make_mesh()):
         for encoding in encodings:
             sides[(encoding, "pe_jax")] = _ours(model, encoding)
-            for flash, name in ((False, "x_transformers"), (True, "x_transformers_flash")):
+            variants = [(False, False, "x_transformers"), (True, False, "x_transformers_flash")]
+            variants += [(False, True, "x_transformers_compiled")] if compile else []
+            for flash, compiled, name in variants:
                 try:
                     sides[(encoding, name)], info = _theirs(
-                        model, encoding, attn_flash=flash, threads=threads
+                        model, encoding, attn_flash=flash, threads=threads, compile=compiled
                     )
                 except AssertionError as error:  # e.g. flash refuses T5's bias
                     log(f"x-transformers {encoding} attn_flash={flash}: {error}")
-        for run in sides.values():  # compile / warm up every side first
+        warmup_s = {}
+        for key, run in sides.items():  # compile / warm up every side first
+            start = time.perf_counter()
             run(1)
+            warmup_s[key] = time.perf_counter() - start
         times: dict[tuple[str, str], list[float]] = {key: [] for key in sides}
         for r in range(rounds):
             for key, run in sides.items():
@@ -107,17 +127,25 @@ def compare_with_peer(
     for encoding in encodings:
         med = {
             side: float(np.median(times[(encoding, side)])) if (encoding, side) in times else None
-            for side in ("pe_jax", "x_transformers", "x_transformers_flash")
+            for side in (
+                "pe_jax",
+                "x_transformers",
+                "x_transformers_flash",
+                "x_transformers_compiled",
+            )
         }
-        flash = med["x_transformers_flash"]
+        flash, compiled = med["x_transformers_flash"], med["x_transformers_compiled"]
         rows.append(
             {
                 "encoding": encoding,
                 "pe_jax_step_s": med["pe_jax"],
                 "x_transformers_step_s": med["x_transformers"],
                 "x_transformers_flash_step_s": flash,
+                "x_transformers_compiled_step_s": compiled,
+                "x_transformers_compile_s": warmup_s.get((encoding, "x_transformers_compiled")),
                 "ratio": med["x_transformers"] / med["pe_jax"],
                 "ratio_flash": None if flash is None else flash / med["pe_jax"],
+                "ratio_compiled": None if compiled is None else compiled / med["pe_jax"],
             }
         )
     setup = (
@@ -125,7 +153,9 @@ def compare_with_peer(
         f"width {model.width}, {model.num_heads} heads, dropout 0 on both sides; pe_jax: jitted "
         f"step with on-device sampling, attention_impl auto ({jax.default_backend()}); "
         f"x-transformers: same architecture, batch made once, torch {info.get('torch_version')} "
-        f"with {info.get('torch_threads')} threads, attn_flash False and True; sides interleaved "
+        f"with {info.get('torch_threads')} threads, attn_flash False and True"
+        f"{', and torch.compile (default mode, its compilation in the warm-up)' if compile else ''}"
+        f"; sides interleaved "
         f"per round, median of {rounds} rounds of {steps_per_run} steps"
     )
     return {"setup": setup, "rounds": rounds, "steps_per_run": steps_per_run, "rows": rows}

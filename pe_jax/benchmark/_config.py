@@ -7,14 +7,89 @@ import dataclasses
 from pe_jax.benchmark._model import ReferenceModel
 from pe_jax.nn import list_encodings
 
-SECTIONS = ("floors", "rope", "bias", "train", "profile", "seeds", "sweep", "memory", "peers")
-PRESETS = ("full", "quick", "tiny")
+SECTIONS = (
+    "floors",
+    "rope",
+    "bias",
+    "train",
+    "profile",
+    "seeds",
+    "sweep",
+    "memory",
+    "peers",
+    "science",
+)
+PRESETS = ("full", "quick", "tiny", "gpu")
+PROTOCOLS = ("encoder", "decoder")
+DEVICES = ("cpu", "gpu")
 
 
 def base_encodings() -> tuple[str, ...]:
     """Every registered encoding except the randomized_/shifted_ position variants, NoPE first."""
     names = [n for n in list_encodings() if not n.startswith(("randomized_", "shifted_"))]
     return ("none", *(n for n in names if n != "none"))
+
+
+@dataclasses.dataclass(frozen=True)
+class ScienceConfig:
+    """Sizes of the science section: K models per protocol, pe_jax in one program against
+    x-transformers training them one after another (see `pe_jax.benchmark._science`).
+
+    Attributes:
+      protocols: which of "encoder" and "decoder" run.
+      seeds: the seeds of both protocols; K = len(seeds) x the protocol's learning rates.
+      learning_rates: the encoder protocol's peak rates (configs/sweeps/deletang_ruoss.py's);
+        the decoder protocol takes its sweep's own.
+      encoder_encoding: the encoding of the encoder protocol's model (`ReferenceModel`,
+        the preset's `model`, with dropout 0).
+      decoder_sweep, decoder_run: the decoder protocol's sweep config and the run of it
+        ("task/encoding") whose model, task, lengths, batch and optimizer are trained.
+      decoder_overrides: (dotted field, value) pairs set on that run's config (smaller sizes).
+      rounds, steps: interleaved timed rounds, and steps of every model per side per round.
+      compile: also time x-transformers under `torch.compile`.
+      threads: PyTorch intra-op threads; None: the peers section's choice, else `best_threads`.
+      seed_loop: pe_jax's `train.seed_loop` for the K models ("auto", "map", "vmap").
+      dtype: pe_jax's compute dtype ("float32" or "bfloat16"); bfloat16 also autocasts the
+        peer's forward on CUDA.
+      device: "cpu", or "gpu" (the run refuses to start without a GPU in JAX and in PyTorch;
+        the peer then uses CUDA and flash attention).
+    """
+
+    protocols: tuple[str, ...] = PROTOCOLS
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    learning_rates: tuple[float, ...] = (1e-3, 3e-3)
+    encoder_encoding: str = "none"
+    decoder_sweep: str = "sweeps/kazemnejad"
+    decoder_run: str = "copy_repeat/none"
+    decoder_overrides: tuple[tuple[str, object], ...] = ()
+    rounds: int = 5
+    steps: int = 10
+    compile: bool = True
+    threads: int | None = None
+    seed_loop: str = "auto"
+    dtype: str = "float32"
+    device: str = "cpu"
+
+    def __post_init__(self):
+        for name, value, allowed in (
+            ("protocols", self.protocols, PROTOCOLS),
+            ("dtype", (self.dtype,), ("float32", "bfloat16")),
+            ("device", (self.device,), DEVICES),
+            ("seed_loop", (self.seed_loop,), ("auto", "map", "vmap")),
+        ):
+            bad = [v for v in value if v not in allowed]
+            if bad or not value:
+                raise ValueError(f"science.{name} must be among {allowed}, got {value!r}.")
+        if self.rounds < 1 or self.steps < 1 or not self.seeds:
+            raise ValueError(
+                f"science.rounds and science.steps must be >= 1 and seeds non-empty, got "
+                f"{self.rounds}, {self.steps}, {self.seeds}."
+            )
+
+    @property
+    def num_models(self) -> int:
+        """K of the encoder protocol (the decoder's depends on its sweep's rates)."""
+        return len(self.seeds) * len(self.learning_rates)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +118,8 @@ class BenchmarkConfig:
       workload_steps: steps per timing of the peer comparison on the task workload.
       profile_encoding, profile_steps: the training step whose per-op profile is taken.
       subprocess_timeout_s: limit of each memory measurement's process.
+      peer_compile: time x-transformers under `torch.compile` in the peers section too.
+      science: sizes of the science section (`ScienceConfig`).
     """
 
     name: str
@@ -74,14 +151,29 @@ class BenchmarkConfig:
     profile_encoding: str = "none"
     profile_steps: int = 3
     subprocess_timeout_s: float = 600.0
+    peer_compile: bool = True
+    science: ScienceConfig = ScienceConfig()
+
+    @property
+    def requires_gpu(self) -> bool:
+        """True for a preset that measures a GPU (`run_benchmark` refuses to start without)."""
+        return self.science.device == "gpu"
 
     @classmethod
     def preset(cls, name: str) -> BenchmarkConfig:
-        """ "full" (the targets' sizes), "quick" (small sizes) or "tiny" (the test's).
+        """ "full" (the targets' sizes), "quick" (small sizes), "tiny" (the test's) or "gpu"
+        (the full sizes, and a science section of 128 models in one program, vmapped, bfloat16,
+        against x-transformers on CUDA with flash attention).
 
         Raises:
           ValueError: an unknown preset name.
         """
+        if name == "gpu":
+            seeds = tuple(range(64))  # x 2 rates = 128 models a protocol
+            science = ScienceConfig(
+                seeds=seeds, seed_loop="vmap", dtype="bfloat16", device="gpu", threads=1
+            )
+            return dataclasses.replace(cls.preset("full"), name=name, science=science)
         if name == "full":
             return cls(
                 name=name,
@@ -142,6 +234,7 @@ class BenchmarkConfig:
                 memory_run_batch=None,
                 memory_cpu_run_batch=8,
                 peer_encodings=("none", "rope"),
+                science=ScienceConfig(rounds=3, steps=4),
             )
         if name == "tiny":
             tiny = ReferenceModel(num_layers=1, width=16, num_heads=2, batch_size=4, max_length=4)
@@ -174,8 +267,26 @@ class BenchmarkConfig:
                 workload_steps=2,
                 profile_steps=1,
                 subprocess_timeout_s=120.0,
+                # torch.compile costs about a minute of inductor per graph on 2 cores: the
+                # tests time its path once, in tests/test_benchmark_science.py.
+                peer_compile=False,
+                science=ScienceConfig(
+                    seeds=(0,),  # x 2 rates: K = 2 models a protocol
+                    decoder_overrides=TINY_DECODER,
+                    rounds=1,
+                    steps=2,
+                    compile=False,
+                    threads=1,
+                ),
             )
         raise ValueError(f"preset must be one of {PRESETS}, got {name!r}.")
 
 
 PEERS = ("none", "rope", "alibi", "t5")
+# The decoder run at a test's size: one block of width 16, batch 4, lengths 2..6.
+TINY_DECODER = (
+    ("model.width", 16),
+    ("model.num_layers", 1),
+    ("train.batch_size", 4),
+    ("train.max_length", 6),
+)

@@ -20,6 +20,8 @@ from pe_jax.benchmark._kernels import bias_rows, copy_floor, matmul_floor, rope_
 from pe_jax.benchmark._memory import MemoryRequest, forward_memory
 from pe_jax.benchmark._model import eval_sweep, profile_train_step, time_train_step
 from pe_jax.benchmark._peers import best_threads, peers_available
+from pe_jax.benchmark._science import science_section
+from pe_jax.benchmark._science_runs import check_device
 from pe_jax.benchmark._summary import check_targets
 from pe_jax.benchmark._timing import load_average, machine_info
 
@@ -119,14 +121,20 @@ def _peers_section(c: BenchmarkConfig, log) -> dict[str, Any]:
     log(f"peer threads: {threads}")
     shared = dict(rounds=c.repeats, threads=threads["best"], log=log)
     result = compare_with_peer(
-        c.model, tuple(c.peer_encodings), steps_per_run=c.steps_per_run, **shared
+        c.model,
+        tuple(c.peer_encodings),
+        steps_per_run=c.steps_per_run,
+        compile=c.peer_compile,
+        **shared,
     )
     for row in result["rows"]:
         flash = row["x_transformers_flash_step_s"]
+        compiled = row["x_transformers_compiled_step_s"]
         log(
             f"peer {row['encoding']}: pe_jax {row['pe_jax_step_s']:.3f} s/step, x-transformers "
             f"{row['x_transformers_step_s']:.3f} (flash "
-            f"{'refused' if flash is None else f'{flash:.3f}'})"
+            f"{'refused' if flash is None else f'{flash:.3f}'}, compiled "
+            f"{'-' if compiled is None else f'{compiled:.3f}'})"
         )
     result["workload"] = compare_on_workload(
         c.model, tuple(c.peer_encodings), steps_per_run=c.workload_steps, **shared
@@ -140,6 +148,19 @@ def _peers_section(c: BenchmarkConfig, log) -> dict[str, Any]:
 
     version = importlib.metadata.version("x-transformers")
     return {"available": True, "x_transformers_version": version, "threads": threads, **result}
+
+
+def _science_section(c: BenchmarkConfig, peers: dict | None, log) -> dict[str, Any]:
+    """The science section; the peer's threads: the preset's, the peers section's, or timed."""
+    reason = peers_available()
+    threads = c.science.threads
+    if threads is None and peers and peers.get("available"):
+        threads = peers["threads"]["best"]
+    if threads is None and reason is None and c.science.device == "cpu":
+        threads = best_threads(c.model, repeats=c.repeats, steps_per_run=c.steps_per_run)["best"]
+    if reason is not None:
+        log(f"science peers {reason}")
+    return science_section(c, peer_reason=reason, threads=threads, log=log)
 
 
 def _brief(row: dict, key: str) -> str:
@@ -172,18 +193,19 @@ def run_benchmark(
     Args:
       config: sizes (`BenchmarkConfig.preset("full" | "quick" | "tiny")`).
       sections: a subset of SECTIONS ("rope" and "bias" use the copy floor, "train" the matmul
-        floor, "peers" the training rows, each only when that section ran).
+        floor, "science" the peers section's thread count, each only when that section ran).
       log: where progress lines go.
 
     Returns:
       {"machine", "config", "sections", "floors", "rope", "bias", "train", "profile", "seeds",
-      "sweep",
-      "memory", "peers", "targets", "load_average_end", "wall_s"}; sections not run are absent.
+      "sweep", "memory", "peers", "science", "targets", "load_average_end", "wall_s"};
+      sections not run are absent.
 
     Raises:
-      ValueError: an unknown section name.
+      ValueError: an unknown section name; a GPU preset without a GPU (`check_device`).
     """
     check_sections(sections)
+    check_device(config)
     start = time.perf_counter()
     out: dict[str, Any] = {
         "machine": machine_info(),
@@ -252,6 +274,8 @@ def run_benchmark(
         out["memory"] = _memory_section(config, log)
     if "peers" in sections:
         out["peers"] = _peers_section(config, log)
+    if "science" in sections:
+        out["science"] = _science_section(config, out.get("peers"), log)
     out["targets"] = check_targets(out)
     out["load_average_end"] = load_average()
     out["wall_s"] = time.perf_counter() - start

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pe_jax.benchmark._format import mb, num, table, target
+from pe_jax.benchmark._science_summary import format_science, science_targets
+
 # Training-step cost relative to NoPE, at most.
 STEP_COST_LIMITS = {
     "rope": 1.15,
@@ -16,15 +19,14 @@ STEP_COST_LIMITS = {
 ROPE_FRACTION = 0.70
 MAX_EVAL_COMPILATIONS = 10
 PEER_RATIO = 1.5
+# One model, one batch shape: pe_jax's tokens/s over x-transformers eager (the faster of plain
+# and flash) and over x-transformers under torch.compile, at least.
+SAME_SHAPE_EAGER = 1.2
+SAME_SHAPE_COMPILED = 1.0
 SEEDS_SPEEDUP = 1.3
 SEEDS_AT = 4
 DISPATCH_FRACTION = 0.1  # host time to dispatch a step, as a fraction of the step
 LOGITS_PLACE = ("alibi", "t5", "kerple_log", "kerple_power", "fire", "sandwich", "dynamic_bias")
-
-
-def _target(name: str, value, limit: float, *, at_least: bool) -> dict[str, Any]:
-    met = None if value is None else (value >= limit if at_least else value <= limit)
-    return {"target": name, "value": value, "limit": limit, "at_least": at_least, "met": met}
 
 
 def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -33,23 +35,23 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     for row in results.get("rope", []):
         if row["function"] == "apply_rope" and row["dtype"] == "float32":
             name = f"apply_rope float32 {row['layout']}: fraction of copy floor"
-            targets.append(_target(name, row["fraction_of_copy"], ROPE_FRACTION, at_least=True))
+            targets.append(target(name, row["fraction_of_copy"], ROPE_FRACTION, at_least=True))
     train = {r["encoding"]: r for r in results.get("train", {}).get("rows", [])}
     for encoding, limit in STEP_COST_LIMITS.items():
         if encoding in train:
             value = train[encoding].get("relative_to_none")
             name = f"training step {encoding}: cost relative to none"
-            targets.append(_target(name, value, limit, at_least=False))
+            targets.append(target(name, value, limit, at_least=False))
     dispatch = results.get("train", {}).get("dispatch")
     if dispatch:
         name = "training loop: host dispatch time / step time"
         value = dispatch["dispatch_fraction"]
-        targets.append(_target(name, value, DISPATCH_FRACTION, at_least=False))
+        targets.append(target(name, value, DISPATCH_FRACTION, at_least=False))
     sweep = results.get("sweep")
     if sweep:
         name = f"evaluation sweep {sweep['min_length']}..{sweep['max_length']}: programs compiled"
         targets.append(
-            _target(name, sweep["num_compilations"], MAX_EVAL_COMPILATIONS, at_least=False)
+            target(name, sweep["num_compilations"], MAX_EVAL_COMPILATIONS, at_least=False)
         )
     memory = results.get("memory")
     if memory:
@@ -60,7 +62,7 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     f"(limit: one float32 [H, L, S] bias)"
                 )
                 limit = memory["one_bias_bytes"]
-                targets.append(_target(name, row["extra_temp_bytes"], limit, at_least=False))
+                targets.append(target(name, row["extra_temp_bytes"], limit, at_least=False))
     for row in results.get("peers", {}).get("rows", []):
         if "ratio" in row:
             slower = min(r for r in (row["ratio"], row.get("ratio_flash")) if r is not None)
@@ -68,35 +70,26 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"vs x-transformers {row['encoding']} (the faster of plain and flash): pe_jax "
                 "tokens/s ratio, interleaved"
             )
-            targets.append(_target(name, slower, PEER_RATIO, at_least=True))
+            targets.append(target(name, slower, PEER_RATIO, at_least=True))
+            name = f"one model same shape {row['encoding']}: pe_jax / x-transformers eager"
+            targets.append(target(name, slower, SAME_SHAPE_EAGER, at_least=True))
+        if row.get("ratio_compiled") is not None:
+            name = f"one model same shape {row['encoding']}: pe_jax / x-transformers torch.compile"
+            targets.append(target(name, row["ratio_compiled"], SAME_SHAPE_COMPILED, at_least=True))
     for row in results.get("peers", {}).get("workload", {}).get("rows", []):
         slower = min(r for r in (row["ratio"], row.get("ratio_flash")) if r is not None)
         name = (
             f"vs x-transformers {row['encoding']} on the task workload (the faster of plain and "
             "flash): pe_jax useful tokens/s ratio, interleaved"
         )
-        targets.append(_target(name, slower, PEER_RATIO, at_least=True))
+        targets.append(target(name, slower, PEER_RATIO, at_least=True))
     for row in results.get("seeds", []):
         if row["num_seeds"] == SEEDS_AT and "speedup_vs_sequential" in row:
             loop = row.get("seed_loop", "vmap")
             name = f"S={SEEDS_AT} seeds in one program ({loop}) vs sequential: tokens/s ratio"
             value = row["speedup_vs_sequential"]
-            targets.append(_target(name, value, SEEDS_SPEEDUP, at_least=True))
-    return targets
-
-
-def _num(value, fmt: str = "{:.3g}") -> str:
-    return "-" if value is None else fmt.format(value)
-
-
-def _mb(value) -> str:
-    return "-" if value is None else f"{value / 2**20:.1f}"
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    """A Markdown table, after a blank line (a table must not continue its caption's paragraph)."""
-    lines = ["", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+            targets.append(target(name, value, SEEDS_SPEEDUP, at_least=True))
+    return targets + science_targets(results)
 
 
 def format_table(results: dict[str, Any]) -> str:
@@ -111,33 +104,33 @@ def format_table(results: dict[str, Any]) -> str:
     if "floors" in results:
         copy, mm = results["floors"]["copy"], results["floors"]["matmul"]
         out += ["", "Floors"]
-        out += _table(
+        out += table(
             ["floor", "size", "median ms", "rate"],
             [
                 [
                     "copy y = 2x (f32)",
-                    f"{_mb(copy['bytes'] / 2)} MiB",
-                    _num(copy["median_s"] * 1e3),
+                    f"{mb(copy['bytes'] / 2)} MiB",
+                    num(copy["median_s"] * 1e3),
                     f"{copy['bytes_per_s'] / 1e9:.2f} GB/s",
                 ],
                 [
                     "matmul (f32)",
                     f"{mm['size']}^2",
-                    _num(mm["median_s"] * 1e3),
+                    num(mm["median_s"] * 1e3),
                     f"{mm['flops_per_s'] / 1e9:.1f} GFLOP/s",
                 ],
             ],
         )
     if "rope" in results:
         out += ["", f"RoPE on q and k, each {results['rope'][0]['shape']} (B, L, H, K)"]
-        out += _table(
+        out += table(
             ["function", "dtype", "layout", "median ms", "GB/s", "of copy floor"],
             [
                 [
                     r["function"],
                     r["dtype"],
                     r["layout"],
-                    _num(r["median_s"] * 1e3),
+                    num(r["median_s"] * 1e3),
                     f"{r['bytes_per_s'] / 1e9:.2f}",
                     f"{r['fraction_of_copy']:.2f}",
                 ]
@@ -146,14 +139,14 @@ def format_table(results: dict[str, Any]) -> str:
         )
     if "bias" in results:
         out += ["", "Logit-bias construction, float32 [1, H, L, L]"]
-        out += _table(
+        out += table(
             ["bias", "L", "MiB", "median ms", "GB/s written"],
             [
                 [
                     r["encoding"],
                     str(r["length"]),
-                    _mb(r["bytes"]),
-                    _num(r["median_s"] * 1e3),
+                    mb(r["bytes"]),
+                    num(r["median_s"] * 1e3),
                     f"{r['bytes_per_s'] / 1e9:.2f}",
                 ]
                 for r in results["bias"]
@@ -176,15 +169,15 @@ def format_table(results: dict[str, Any]) -> str:
             rows.append(
                 [
                     r["encoding"],
-                    _num(r["step_s"] * 1e3),
+                    num(r["step_s"] * 1e3),
                     f"{r['tokens_per_s']:.0f}",
-                    _num(r.get("relative_to_none"), "{:.2f}"),
-                    _num(r["flops_per_s"] and r["flops_per_s"] / 1e9, "{:.2f}"),
-                    _num(r.get("fraction_of_matmul"), "{:.3f}"),
-                    _num(r["compile_s"], "{:.1f}"),
+                    num(r.get("relative_to_none"), "{:.2f}"),
+                    num(r["flops_per_s"] and r["flops_per_s"] / 1e9, "{:.2f}"),
+                    num(r.get("fraction_of_matmul"), "{:.3f}"),
+                    num(r["compile_s"], "{:.1f}"),
                 ]
             )
-        out += _table(
+        out += table(
             ["encoding", "step ms", "tokens/s", "vs none", "GFLOP/s", "of matmul", "compile s"],
             rows,
         )
@@ -205,7 +198,7 @@ def format_table(results: dict[str, Any]) -> str:
             f"Per-op profile of the training step ({pr['encoding']}): "
             f"{pr['ms_per_step']:.0f} ms of ops a step",
         ]
-        out += _table(
+        out += table(
             ["kind", "attention-sized", "ms a step", "ops"],
             [
                 [
@@ -218,22 +211,22 @@ def format_table(results: dict[str, Any]) -> str:
             ],
         )
         out += ["", "Longest copies by output shape"]
-        out += _table(
+        out += table(
             ["shape", "ms a step", "ops"],
             [[str(c["shape"]), f"{c['ms']:.1f}", str(c["ops"])] for c in pr["copies"]],
         )
     if "seeds" in results:
         out += ["", "Seeds in one program (seed_loop vmap or map) vs sequential runs"]
-        out += _table(
+        out += table(
             ["S", "seed_loop", "step ms", "tokens/s", "sequential tokens/s", "speedup"],
             [
                 [
                     str(r["num_seeds"]),
                     r.get("seed_loop", "vmap"),
-                    _num(r["step_s"] * 1e3),
+                    num(r["step_s"] * 1e3),
                     f"{r['tokens_per_s']:.0f}",
-                    _num(r.get("sequential_tokens_per_s"), "{:.0f}"),
-                    _num(r.get("speedup_vs_sequential"), "{:.2f}"),
+                    num(r.get("sequential_tokens_per_s"), "{:.0f}"),
+                    num(r.get("speedup_vs_sequential"), "{:.2f}"),
                 ]
                 for r in results["seeds"]
             ],
@@ -260,7 +253,7 @@ def format_table(results: dict[str, Any]) -> str:
             "",
             f"Memory of one evaluation forward at L = {mem['length']}: XLA temp at batch "
             f"{mem['analysis_batch']}, process peak RSS at batch {mem['run_batch']}; one "
-            f"float32 [H, L, S] bias = {_mb(mem['one_bias_bytes'])} MiB",
+            f"float32 [H, L, S] bias = {mb(mem['one_bias_bytes'])} MiB",
         ]
         rows = []
         for r in mem["rows"]:
@@ -270,14 +263,14 @@ def format_table(results: dict[str, Any]) -> str:
             rows.append(
                 [
                     r["encoding"],
-                    _mb(r["temp_bytes"]),
-                    _mb(r.get("extra_temp_bytes")),
-                    _mb(r["peak_rss_bytes"]),
-                    _mb(r["forward_rss_bytes"]),
-                    _mb(r.get("extra_rss_bytes")),
+                    mb(r["temp_bytes"]),
+                    mb(r.get("extra_temp_bytes")),
+                    mb(r["peak_rss_bytes"]),
+                    mb(r["forward_rss_bytes"]),
+                    mb(r.get("extra_rss_bytes")),
                 ]
             )
-        out += _table(
+        out += table(
             [
                 "encoding",
                 "XLA temp MiB",
@@ -294,23 +287,29 @@ def format_table(results: dict[str, Any]) -> str:
             out += ["", f"Peers: {p['message']}"]
         else:
             out += ["", f"Peers: x-transformers {p['x_transformers_version']}; {p['setup']}"]
-            out += _table(
+            out += table(
                 [
                     "encoding",
                     "pe_jax s/step",
                     "x-transformers s/step",
                     "x-transformers flash s/step",
+                    "x-transformers compiled s/step",
+                    "compile s",
                     "ratio",
                     "ratio vs flash",
+                    "ratio vs compiled",
                 ],
                 [
                     [
                         r["encoding"],
-                        _num(r["pe_jax_step_s"]),
-                        _num(r["x_transformers_step_s"]),
-                        _num(r["x_transformers_flash_step_s"]),
-                        _num(r["ratio"], "{:.2f}"),
-                        _num(r["ratio_flash"], "{:.2f}"),
+                        num(r["pe_jax_step_s"]),
+                        num(r["x_transformers_step_s"]),
+                        num(r["x_transformers_flash_step_s"]),
+                        num(r.get("x_transformers_compiled_step_s")),
+                        num(r.get("x_transformers_compile_s"), "{:.1f}"),
+                        num(r["ratio"], "{:.2f}"),
+                        num(r["ratio_flash"], "{:.2f}"),
+                        num(r.get("ratio_compiled"), "{:.2f}"),
                     ]
                     for r in p["rows"]
                 ],
@@ -318,7 +317,7 @@ def format_table(results: dict[str, Any]) -> str:
             w = p.get("workload")
             if w:
                 out += ["", f"Peers on the task workload: {w['setup']}"]
-                out += _table(
+                out += table(
                     [
                         "encoding",
                         "pe_jax useful tok/s",
@@ -331,25 +330,26 @@ def format_table(results: dict[str, Any]) -> str:
                     [
                         [
                             r["encoding"],
-                            _num(r["pe_jax_useful_tokens_per_s"], "{:.0f}"),
-                            _num(r["pe_jax_slot_tokens_per_s"], "{:.0f}"),
-                            _num(r["x_transformers_useful_tokens_per_s"], "{:.0f}"),
-                            _num(r["x_transformers_flash_useful_tokens_per_s"], "{:.0f}"),
-                            _num(r["ratio"], "{:.2f}"),
-                            _num(r["ratio_flash"], "{:.2f}"),
+                            num(r["pe_jax_useful_tokens_per_s"], "{:.0f}"),
+                            num(r["pe_jax_slot_tokens_per_s"], "{:.0f}"),
+                            num(r["x_transformers_useful_tokens_per_s"], "{:.0f}"),
+                            num(r["x_transformers_flash_useful_tokens_per_s"], "{:.0f}"),
+                            num(r["ratio"], "{:.2f}"),
+                            num(r["ratio_flash"], "{:.2f}"),
                         ]
                         for r in w["rows"]
                     ],
                 )
+    out += format_science(results)
     if results.get("targets"):
         out += ["", "Targets"]
-        out += _table(
+        out += table(
             ["target", "value", "limit", "met"],
             [
                 [
                     t["target"],
-                    _num(t["value"]),
-                    (">= " if t["at_least"] else "<= ") + _num(t["limit"]),
+                    num(t["value"]),
+                    (">= " if t["at_least"] else "<= ") + num(t["limit"]),
                     {True: "yes", False: "NO", None: "-"}[t["met"]],
                 ]
                 for t in results["targets"]
