@@ -25,6 +25,7 @@ from experiments import _cli
 from pe_jax import runtime
 from pe_jax._names import did_you_mean
 from pe_jax.benchmark import (
+    DEFAULT_SECTIONS,
     PRESETS,
     SECTIONS,
     BenchmarkConfig,
@@ -40,7 +41,9 @@ _PRESET = flags.DEFINE_enum("preset", None, PRESETS, "Sizes by name; overrides -
 _OUT = flags.DEFINE_string("out", "benchmark.json", "Where the JSON results go.")
 _MARKDOWN = flags.DEFINE_string("markdown", None, "Also write the printed tables to this file.")
 _FROM = flags.DEFINE_string("from_json", None, "Only print (and --markdown) an earlier JSON.")
-_SECTIONS = flags.DEFINE_list("sections", list(SECTIONS), f"Sections to run, among {SECTIONS}.")
+_SECTIONS = flags.DEFINE_list(
+    "sections", list(DEFAULT_SECTIONS), f"Sections to run, among {SECTIONS} (jobs only if named)."
+)
 
 
 def main(argv):

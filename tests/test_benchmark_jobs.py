@@ -46,3 +46,23 @@ def test_sweep_jobs_medians_interleaving_and_speedup(monkeypatch, tmp_path):
     )
     with pytest.raises(ValueError, match="rounds"):
         _jobs.sweep_jobs("c.py", rounds=0)
+
+
+def test_jobs_targets_and_table():
+    from pe_jax.benchmark import format_table
+
+    rows = [
+        {"workers": 1, "rounds": 1, "runs": 4, "wall_s": 400.0, "runs_per_hour": 36.0,
+         "compile_share": 0.20, "compile_s": 80.0, "speedup": 1.0},
+        {"workers": 2, "rounds": 1, "runs": 4, "wall_s": 300.0, "runs_per_hour": 48.0,
+         "compile_share": 0.30, "compile_s": 90.0, "speedup": 48.0 / 36.0},
+    ]  # fmt: skip
+    results = {"jobs": {"config": "configs/sweeps/quick.py", "rows": rows}}
+    targets = _jobs.jobs_targets(results)
+    assert [t["met"] for t in targets] == [True, False, False]  # 0.20 ok, 0.30 and 1.33x not
+    assert targets[-1]["value"] == pytest.approx(4 / 3)
+    machine = {"backend": "cpu", "device_kind": "cpu", "device_count": 1, "cpu_count": 2,
+               "processor": "x", "jax_version": "0", "load_average": [0, 0, 0]}  # fmt: skip
+    text = format_table({**results, "machine": machine, "config": {"name": "t"}})
+    assert "| 2 | 4 | 300 | 48.0 | 1.33 | 90 | 0.30 |" in text
+    assert _jobs.jobs_targets({}) == []

@@ -4,6 +4,7 @@ Imports training, evaluation, nn and encodings; nothing in the library imports i
 """
 
 from pe_jax.benchmark._config import (
+    DEFAULT_SECTIONS,
     PRESETS,
     SECTIONS,
     BenchmarkConfig,
@@ -17,6 +18,7 @@ from pe_jax.benchmark._summary import check_targets, format_table
 from pe_jax.benchmark._timing import machine_info
 
 __all__ = [
+    "DEFAULT_SECTIONS",
     "PRESETS",
     "SECTIONS",
     "check_sections",

@@ -18,7 +18,11 @@ SECTIONS = (
     "memory",
     "peers",
     "science",
+    "jobs",
 )
+# What a plain `python -m experiments.benchmark` runs: "jobs" (whole sweeps, ~12 min a round on
+# 2 cores) only when named.
+DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s != "jobs")
 PRESETS = ("full", "quick", "tiny", "gpu")
 PROTOCOLS = ("encoder", "decoder")
 DEVICES = ("cpu", "gpu")
@@ -120,6 +124,8 @@ class BenchmarkConfig:
       subprocess_timeout_s: limit of each memory measurement's process.
       peer_compile: time x-transformers under `torch.compile` in the peers section too.
       science: sizes of the science section (`ScienceConfig`).
+      jobs_config, jobs_workers, jobs_rounds: the "jobs" section's sweep config, worker counts
+        (the first is the baseline) and rounds (`pe_jax.benchmark._jobs.sweep_jobs`).
     """
 
     name: str
@@ -153,6 +159,9 @@ class BenchmarkConfig:
     subprocess_timeout_s: float = 600.0
     peer_compile: bool = True
     science: ScienceConfig = ScienceConfig()
+    jobs_config: str = "configs/sweeps/quick.py"
+    jobs_workers: tuple[int, ...] = (1, 2)
+    jobs_rounds: int = 1
 
     @property
     def requires_gpu(self) -> bool:

@@ -111,3 +111,62 @@ def sweep_jobs(
     for row in rows:
         row["speedup"] = row["runs_per_hour"] / base
     return {"config": config, "rows": rows, "jobs": jobs}
+
+
+# The main job's compile share, at most; runs per hour of the most workers over one, at least.
+COMPILE_SHARE = 0.25
+WORKERS_SPEEDUP = 1.5
+
+
+def jobs_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The "jobs" section's targets: the compile share of every worker count's job, and the
+    runs-per-hour speed-up of the most workers."""
+    from pe_jax.benchmark._format import target
+
+    jobs = results.get("jobs")
+    if not jobs:
+        return []
+    out = [
+        target(
+            f"{jobs['config']} with {r['workers']} worker(s): compile share of run time",
+            r["compile_share"],
+            COMPILE_SHARE,
+            at_least=False,
+        )
+        for r in jobs["rows"]
+    ]
+    most, base = jobs["rows"][-1], jobs["rows"][0]
+    name = (
+        f"{jobs['config']}: runs per hour, {most['workers']} workers over {base['workers']} process"
+    )
+    return [*out, target(name, most["speedup"], WORKERS_SPEEDUP, at_least=True)]
+
+
+def format_jobs(results: dict[str, Any]) -> list[str]:
+    """The "jobs" section as Markdown lines (none when it did not run)."""
+    from pe_jax.benchmark._format import num, table
+
+    jobs = results.get("jobs")
+    if not jobs:
+        return []
+    out = [
+        "",
+        f"Whole sweeps: `python -m experiments.sweep --config={jobs['config']} "
+        "--workers=N`, empty work folder and compilation cache each time, worker counts "
+        f"taking turns, median of {jobs['rows'][0]['rounds']} round(s)",
+    ]
+    return out + table(
+        ["workers", "runs", "wall s", "runs/hour", "speed-up", "compile s", "compile share"],
+        [
+            [
+                str(r["workers"]),
+                str(r["runs"]),
+                num(r["wall_s"], "{:.0f}"),
+                num(r["runs_per_hour"], "{:.1f}"),
+                num(r["speedup"], "{:.2f}"),
+                num(r["compile_s"], "{:.0f}"),
+                num(r["compile_share"], "{:.2f}"),
+            ]
+            for r in jobs["rows"]
+        ],
+    )

@@ -15,7 +15,8 @@ import jax
 
 from pe_jax._names import did_you_mean
 from pe_jax.benchmark._compare import compare_on_workload, compare_with_peer
-from pe_jax.benchmark._config import SECTIONS, BenchmarkConfig
+from pe_jax.benchmark._config import DEFAULT_SECTIONS, SECTIONS, BenchmarkConfig
+from pe_jax.benchmark._jobs import sweep_jobs
 from pe_jax.benchmark._kernels import bias_rows, copy_floor, matmul_floor, rope_rows
 from pe_jax.benchmark._memory import MemoryRequest, forward_memory
 from pe_jax.benchmark._model import eval_sweep, profile_train_step, time_train_step
@@ -185,7 +186,7 @@ def check_sections(sections) -> tuple[str, ...]:
 def run_benchmark(
     config: BenchmarkConfig,
     *,
-    sections: tuple[str, ...] = SECTIONS,
+    sections: tuple[str, ...] = DEFAULT_SECTIONS,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Runs the chosen sections in order and returns the JSON-ready results.
@@ -276,6 +277,16 @@ def run_benchmark(
         out["peers"] = _peers_section(config, log)
     if "science" in sections:
         out["science"] = _science_section(config, out.get("peers"), log)
+    if "jobs" in sections:
+        out["jobs"] = sweep_jobs(
+            config.jobs_config, workers=config.jobs_workers, rounds=config.jobs_rounds
+        )
+        log(
+            "jobs: "
+            + ", ".join(
+                f"{r['workers']} worker(s) {r['wall_s']:.0f} s" for r in out["jobs"]["rows"]
+            )
+        )
     out["targets"] = check_targets(out)
     out["load_average_end"] = load_average()
     out["wall_s"] = time.perf_counter() - start
