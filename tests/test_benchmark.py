@@ -10,7 +10,6 @@ import pytest
 
 from pe_jax.benchmark import (
     DEFAULT_SECTIONS,
-    SECTIONS,
     BenchmarkConfig,
     check_targets,
     format_table,
