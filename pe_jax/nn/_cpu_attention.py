@@ -54,6 +54,7 @@ def cpu_attention(
     scale: float,
     is_causal: bool = False,
     block: tuple[int, int] | None = None,
+    block_logits: int = BLOCK_ELEMENTS,
 ) -> jax.Array:
     """softmax(q.k * scale + bias, masked) @ v with the custom gradient above.
 
@@ -64,8 +65,9 @@ def cpu_attention(
       scale: logit scale, usually 1/sqrt(K).
       is_causal: also mask key index > query index (L == S, query i is key i).
       block: (examples, queries) per block of a gradient-free pass; None = `block_for`'s
-        choice (one block for short passes). Each must divide B and L
+        choice for `block_logits` (one block for short passes). Each must divide B and L
         respectively. The gradient's forward is never blocked.
+      block_logits: logits per block of `block_for`'s choice; 0 = one block always.
 
     Returns:
       [B, L, H, K] in v's dtype.
@@ -75,7 +77,7 @@ def cpu_attention(
     """
     batch, length = q.shape[:2]
     if block is None:
-        block = block_for(batch, q.shape[2], length, k.shape[1])
+        block = block_for(batch, q.shape[2], length, k.shape[1], elements=block_logits)
     block = tuple(block)
     if len(block) != 2 or any(
         not isinstance(n, int) or n < 1 or total % n
@@ -91,19 +93,21 @@ def cpu_attention(
     return _attention(q, k, v, bias, mask, float(scale), block)
 
 
-def block_for(batch: int, heads: int, length: int, keys: int) -> tuple[int, int]:
+def block_for(
+    batch: int, heads: int, length: int, keys: int, *, elements: int = BLOCK_ELEMENTS
+) -> tuple[int, int]:
     """(examples, queries) per block of a gradient-free pass.
 
-    (B, L), one block, when S < `BLOCK_MIN_KEYS` or the B * H * L * S logits fit in
-    `BLOCK_ELEMENTS`; else the most queries (a divisor of L, at least 8, else all L) and then
-    the most examples (a divisor of B) whose block holds <= `BLOCK_ELEMENTS` logits.
+    (B, L), one block, when `elements` is 0, S < `BLOCK_MIN_KEYS` or the B * H * L * S logits
+    fit in `elements`; else the most queries (a divisor of L, at least 8, else all L) and then
+    the most examples (a divisor of B) whose block holds <= `elements` logits.
     """
-    if keys < BLOCK_MIN_KEYS or batch * heads * length * keys <= BLOCK_ELEMENTS:
+    if not elements or keys < BLOCK_MIN_KEYS or batch * heads * length * keys <= elements:
         return batch, length
-    rows = _largest_divisor(length, max(BLOCK_ELEMENTS // (heads * keys), 1))
+    rows = _largest_divisor(length, max(elements // (heads * keys), 1))
     if rows < 8:  # blocks of a few rows loop too often: whole examples instead
         rows = length
-    examples = _largest_divisor(batch, max(BLOCK_ELEMENTS // (heads * rows * keys), 1))
+    examples = _largest_divisor(batch, max(elements // (heads * rows * keys), 1))
     return examples, rows
 
 
