@@ -254,12 +254,12 @@ def test_transformer_forward_blocked_equals_unblocked(encoding, causal, monkeypa
     tokens = jax.random.randint(jax.random.key(1), (4, 16), 0, 11)
     mask = jnp.arange(16)[None, :] < jnp.array([[16], [9], [1], [12]])
 
-    def forward():
+    def forward(model):
         return jax.jit(lambda t, m: model(t, mask=m)[0])(tokens, mask)
 
-    whole = forward()
+    whole = forward(model)
     monkeypatch.setattr(ca, "BLOCK_MIN_KEYS", 1)
-    monkeypatch.setattr(ca, "BLOCK_ELEMENTS", 2 * 8 * 16)  # blocks of one example, 8 queries
-    assert ca.block_for(4, 2, 16, 16) == (1, 8)
-    blocked = forward()
+    logits = 2 * 8 * 16  # blocks of one example and 8 queries
+    assert ca.block_for(4, 2, 16, 16, elements=logits) == (1, 8)
+    blocked = forward(nnx.with_attributes(model, block_logits=logits))
     np.testing.assert_allclose(blocked, whole, rtol=1e-5, atol=1e-5)
