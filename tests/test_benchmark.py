@@ -62,6 +62,10 @@ def test_tiny_benchmark_writes_well_formed_json(tmp_path):
         ("map", 2),
     ]
     assert data["sweep"]["num_compilations"] >= 1
+    assert data["sweep"]["models"] == 2
+    levers = {r["variant"]: r for r in data["eval_levers"]}
+    assert set(levers) == {"blocked", "unblocked", "vmap", "low_optimization"}
+    assert all(r["max_metric_difference"] < 1e-4 and r["run_s"] > 0 for r in levers.values())
     assert all("error" not in r for r in data["memory"]["rows"]), data["memory"]
     assert data["memory"]["rows"][0]["temp_bytes"] >= 0
     peers = data["peers"]
@@ -108,11 +112,33 @@ def test_targets_compare_against_the_issue_limits():
                 {"encoding": "alibi", "relative_to_none": 1.1},
             ]
         },
-        "sweep": {"min_length": 1, "max_length": 500, "num_compilations": 9},
+        "sweep": {
+            "min_length": 1,
+            "max_length": 500,
+            "num_compilations": 19,
+            "models": 10,
+            "full_sweep_estimate_s": 660.0,
+        },
     }
     met = {t["target"].split(":")[0]: t["met"] for t in check_targets(results)}
     assert met == {
         "training step rope": False,
         "training step alibi": True,
         "evaluation sweep 1..500": True,
+        "evaluation 1..500": False,  # 11 minutes for the 10 models
     }
+    (minutes,) = [t for t in check_targets(results) if "10-model run" in t["target"]]
+    assert minutes["value"] == 11.0 and minutes["limit"] == 10.0
+
+
+def test_full_sweep_uses_the_encoder_protocols_evaluation_samples():
+    """The sweep's examples per length are the encoder protocol's eval.samples, in calls of
+    its eval.batch_size, for a run of its seeds x learning rates."""
+    from configs.sweeps.deletang_ruoss import get_config as protocol
+
+    full = BenchmarkConfig.preset("full")
+    overrides = protocol("published_lengths").overrides
+    assert full.sweep_samples == overrides.eval.samples == overrides.eval.batch_size
+    assert max(full.sweep_lengths) == overrides.eval.max_length
+    models = len(protocol("published_lengths").seeds) * len(overrides.train.learning_rates)
+    assert full.sweep_models == models

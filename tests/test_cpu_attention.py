@@ -174,3 +174,92 @@ def test_gradient_copies_no_attention_matrix():
     matrices, moved = map(int, out.stdout.split())
     assert matrices > 0, "the compiled pass holds no [B, H, L, S] matrix: the check sees nothing"
     assert moved == 0
+
+
+@pytest.mark.parametrize(
+    "bias_kind, mask_kind, is_causal",
+    list(
+        itertools.product(["none", "shared", "batch", "heads1"], ["none", "padding"], [False, True])
+    )
+    + [("shared", "padding_row_empty", False)],
+)
+@pytest.mark.parametrize("block", [(1, 2), (3, 4), (1, 8)])
+def test_blocked_forward_equals_one_block(bias_kind, mask_kind, is_causal, block):
+    """A gradient-free pass in blocks of (examples, queries) gives the one-block values (and
+    the reference's); under a gradient the block is ignored, so the gradients are unchanged."""
+    length = 8
+    q, k, v, kb, km = _inputs(3, length=length)
+    bias, mask = _bias(kb, bias_kind, length), _mask(km, mask_kind, length)
+
+    def run(block, q=q):
+        return cpu_attention(
+            q, k, v, bias=bias, mask=mask, scale=0.35, is_causal=is_causal, block=block
+        )
+
+    whole = jax.jit(lambda: run((B, length)))()
+    blocked = jax.jit(lambda: run(block))()
+    np.testing.assert_allclose(blocked, whole, rtol=1e-6, atol=1e-6)
+    ref = jax.nn.dot_product_attention(
+        q,
+        k,
+        v,
+        bias=None if bias is None else jnp.broadcast_to(bias, (B, H, length, length)),
+        mask=mask,
+        scale=0.35,
+        is_causal=is_causal,
+    )
+    np.testing.assert_allclose(blocked, ref, rtol=2e-5, atol=2e-5)
+    g_blocked = jax.grad(lambda q: jnp.sum(run(block, q) ** 2))(q)
+    g_whole = jax.grad(lambda q: jnp.sum(run((B, length), q) ** 2))(q)
+    np.testing.assert_array_equal(g_blocked, g_whole)
+
+
+def test_block_choice():
+    from pe_jax.nn import _cpu_attention as ca
+
+    # Training widths (S <= 80) and small passes: one block.
+    assert ca.block_for(128, 8, 80, 80) == (128, 80)
+    assert ca.block_for(1024, 8, 80, 80) == (1024, 80)
+    assert ca.block_for(2, 2, 256, 256) == (2, 256)
+    # Evaluation widths: blocks of at most BLOCK_ELEMENTS logits that divide (B, L).
+    for batch, length in [(64, 1024), (64, 320), (64, 1000), (10, 997)]:
+        examples, rows = ca.block_for(batch, 8, length, length)
+        assert batch % examples == 0 and length % rows == 0
+        assert (examples, rows) != (batch, length)
+        assert rows >= 8 or rows == length
+        assert examples * 8 * rows * length <= max(ca.BLOCK_ELEMENTS, 8 * length * length)
+    with pytest.raises(ValueError, match="block"):
+        _ours_block = cpu_attention(*_inputs(0)[:3], scale=1.0, block=(2, 7))
+        del _ours_block
+
+
+@pytest.mark.parametrize(
+    "encoding, causal",
+    [("none", True), ("rope", False), ("alibi", True), ("t5", False), ("fire", False)],
+)
+def test_transformer_forward_blocked_equals_unblocked(encoding, causal, monkeypatch):
+    """The model's gradient-free forward with blocking forced on (every pass in blocks) equals
+    the one-block forward, for the bias kinds (ALiBi, T5 and FIRE biases, rope, none), padding
+    masks and the causal mask."""
+    from flax import nnx
+
+    from pe_jax.nn import Transformer, TransformerConfig
+    from pe_jax.nn import _cpu_attention as ca
+
+    sizes = dict(vocab_size=11, width=16, num_heads=2, num_layers=2)
+    config = TransformerConfig(
+        **sizes, causal=causal, encoding=encoding, share_encoding=False, attention_impl="cpu"
+    )
+    model = Transformer(config, rngs=nnx.Rngs(0))
+    tokens = jax.random.randint(jax.random.key(1), (4, 16), 0, 11)
+    mask = jnp.arange(16)[None, :] < jnp.array([[16], [9], [1], [12]])
+
+    def forward(model):
+        return jax.jit(lambda t, m: model(t, mask=m)[0])(tokens, mask)
+
+    whole = forward(model)
+    monkeypatch.setattr(ca, "BLOCK_MIN_KEYS", 1)
+    logits = 2 * 8 * 16  # blocks of one example and 8 queries
+    assert ca.block_for(4, 2, 16, 16, elements=logits) == (1, 8)
+    blocked = forward(nnx.with_attributes(model, block_logits=logits))
+    np.testing.assert_allclose(blocked, whole, rtol=1e-5, atol=1e-5)

@@ -125,3 +125,113 @@ def test_evaluation_in_sub_batches_equals_one_batch():
         evaluate(state, program.graphdef, batch_size=5, **kwargs)
     with pytest.raises(ValueError, match="config.eval.batch_size"):
         _initial_state(get_config("smoke,eval.samples=8,eval.batch_size=3"))
+
+
+def test_bucket_policy_powers_of_two_then_steps_of_64():
+    from pe_jax.tasks import bucket_width
+
+    assert [bucket_width(w) for w in (1, 8, 9, 100, 256)] == [8, 8, 16, 128, 256]
+    assert [bucket_width(w) for w in (257, 320, 321, 514, 1000, 1030)] == [
+        320,
+        320,
+        384,
+        576,
+        1024,
+        1088,
+    ]
+    # The encoder protocol's 1..500 sweep: 6 power-of-two buckets and 12 steps of 64.
+    widths = {bucket_width(2 * t) for t in range(1, 501)}
+    assert sorted(widths) == [8, 16, 32, 64, 128, 256, *range(320, 1025, 64)]
+
+
+def test_training_widths_are_untouched_by_the_evaluation_levers():
+    """Training's per-batch widths are multiples of train.bucket_multiple (its own rule, not
+    `bucket_width`); the encoder protocol's training widths (lengths 1..40: <= 80 slots) are
+    below both evaluation levers: the power-of-two range of `bucket_width` and the key length
+    from which the CPU attention blocks a gradient-free pass. Training programs and values
+    are therefore those of before."""
+    from configs.sweeps.deletang_ruoss import get_config as protocol
+    from pe_jax.nn import _cpu_attention as ca
+    from pe_jax.tasks import bucket_width
+
+    overrides = protocol("published_lengths").overrides
+    task = get_task("reverse")
+    width = task.width(overrides.train.max_length, "encoder")
+    assert width == 80 and bucket_width(width) == 128
+    assert width < ca.BLOCK_MIN_KEYS
+    assert ca.block_for(128, 8, width, width) == (128, width)
+
+
+def test_bucketed_evaluation_above_256_equals_unpadded():
+    """Widths above 256 run in steps of 64 (300 -> 320, 330 -> 384): the padded evaluation
+    equals the unpadded one, metrics and every example's score."""
+    settings, program, state = _initial_state(get_config("protocol=encoder,smoke"))
+    lengths = [150, 165]  # encoder widths 300 and 330
+    kwargs = dict(task=settings.task, layout="encoder", lengths=lengths, samples=4, seed=2)
+    padded = evaluate(state, program.graphdef, bucketed=True, **kwargs)
+    exact = evaluate(state, program.graphdef, bucketed=False, **kwargs)
+    assert padded["widths"] == [320, 384] and exact["widths"] == [300, 330]
+    for name in ("token_accuracy", "exact_match"):
+        np.testing.assert_allclose(padded["metrics"][name], exact["metrics"][name], atol=1e-6)
+        np.testing.assert_allclose(padded["examples"][name], exact["examples"][name], atol=1e-6)
+    np.testing.assert_allclose(padded["metrics"]["loss"], exact["metrics"]["loss"], rtol=1e-4)
+
+
+class _Compilations:
+    """Counts XLA backend compilations while active."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, event, duration, **kwargs):
+        del duration, kwargs
+        self.count += event == "/jax/core/compile/backend_compile_duration"
+
+    def __enter__(self):
+        jax.monitoring.register_event_duration_secs_listener(self)
+        return self
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self)
+
+
+def test_models_of_a_run_compile_once_per_bucket_and_equal_each_alone():
+    """S models are evaluated by one program per bucket (S does not change the number of
+    compilations), looped (map) or batched (vmap) with the same metrics, and each model's
+    metrics equal its evaluation alone."""
+    config = get_config("protocol=encoder,smoke")
+    config.seeds = (0, 1, 2)
+    settings, program, state = _initial_state(config)
+    kwargs = dict(task=settings.task, layout="encoder", lengths=[2, 5, 9], samples=4, seed=1)
+    evaluate(state, program.graphdef, **kwargs)  # warms the eager helpers (keys, slices)
+    runs = {}
+    for loop in ("map", "vmap"):
+        with _Compilations() as compilations:
+            runs[loop] = evaluate(state, program.graphdef, model_loop=loop, **kwargs)
+        buckets = len(set(runs[loop]["widths"]))
+        assert buckets >= 2
+        assert compilations.count == buckets + 1  # the bucket programs and the sampler
+    assert runs["map"]["metrics"]["loss"].shape == (3, 3)
+    for name in ("token_accuracy", "exact_match", "loss"):
+        np.testing.assert_allclose(
+            runs["map"]["metrics"][name], runs["vmap"]["metrics"][name], rtol=1e-5, atol=1e-6
+        )
+    alone = evaluate(jax.tree.map(lambda x: x[1:2], state), program.graphdef, **kwargs)
+    np.testing.assert_allclose(
+        alone["metrics"]["loss"][0], runs["map"]["metrics"]["loss"][1], rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="model_loop"):
+        evaluate(state, program.graphdef, model_loop="pmap", **kwargs)
+
+
+def test_low_optimization_compiler_options_give_the_same_metrics():
+    from pe_jax.benchmark._eval import LOW_OPTIMIZATION
+
+    settings, program, state = _initial_state(get_config("protocol=encoder,smoke"))
+    kwargs = dict(task=settings.task, layout="encoder", lengths=[3, 7], samples=4, seed=4)
+    default = evaluate(state, program.graphdef, **kwargs)
+    low = evaluate(state, program.graphdef, compiler_options=LOW_OPTIMIZATION, **kwargs)
+    for name in ("token_accuracy", "exact_match", "loss"):
+        np.testing.assert_allclose(low["metrics"][name], default["metrics"][name], rtol=1e-5)
+    with pytest.raises(Exception, match="xla_no_such_option"):
+        evaluate(state, program.graphdef, compiler_options={"xla_no_such_option": 1}, **kwargs)

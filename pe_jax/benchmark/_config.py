@@ -15,6 +15,7 @@ SECTIONS = (
     "profile",
     "seeds",
     "sweep",
+    "eval_levers",
     "memory",
     "peers",
     "science",
@@ -114,7 +115,12 @@ class BenchmarkConfig:
       seed_loops: the `train.seed_loop` values timed for S > 1 ("vmap", "map").
       dispatch_steps, log_every: the runner-shaped loop of the dispatch measurement.
       sweep_lengths, sweep_samples, sweep_encoding: the evaluation sweep; sweep_per_bucket:
-        evaluate only that many lengths per padded bucket and estimate the rest (None: all).
+        evaluate only that many lengths per padded bucket and estimate the rest (None: all);
+        sweep_models: models evaluated together, as a run's seeds x rates are (the encoder
+        protocol's runs: 10). The full preset's samples are the encoder protocol's
+        eval.samples (configs/sweeps/deletang_ruoss.py: 64 a length, in one call of 64).
+      levers_width, levers_models: the width and models of `eval_levers`' A/B of one bucket's
+        evaluation program (attention blocks, lax.map vs vmap over models, XLA options).
       memory_encodings, memory_length, memory_analysis_batch: the forward whose XLA buffers are
         analysed; memory_run_batch: the batch actually run for the process peak (None: the
         analysis batch on accelerators, `memory_cpu_run_batch` on CPU).
@@ -147,6 +153,9 @@ class BenchmarkConfig:
     sweep_samples: int
     sweep_encoding: str
     sweep_per_bucket: int | None
+    sweep_models: int
+    levers_width: int
+    levers_models: int
     memory_encodings: tuple[str, ...]
     memory_length: int
     memory_analysis_batch: int
@@ -206,8 +215,12 @@ class BenchmarkConfig:
                 sweep_lengths=tuple(range(1, 501)),
                 sweep_samples=64,
                 sweep_encoding="rope",
-                # Every one of the 500 lengths is too slow on a CPU: a few lengths per bucket.
-                sweep_per_bucket=3,
+                # Every one of the 500 lengths is too slow on a CPU: per bucket, its first and
+                # last lengths (the second call gives the bucket's steady time).
+                sweep_per_bucket=2,
+                sweep_models=10,
+                levers_width=1024,
+                levers_models=10,
                 memory_encodings=("none", "rope", "alibi", "t5", "fire", "cope"),
                 memory_length=2048,
                 memory_analysis_batch=64,
@@ -237,6 +250,9 @@ class BenchmarkConfig:
                 sweep_samples=8,
                 sweep_encoding="rope",
                 sweep_per_bucket=None,
+                sweep_models=2,
+                levers_width=320,
+                levers_models=2,
                 memory_encodings=("none", "alibi"),
                 memory_length=512,
                 memory_analysis_batch=64,
@@ -267,6 +283,9 @@ class BenchmarkConfig:
                 sweep_samples=2,
                 sweep_encoding="none",
                 sweep_per_bucket=None,
+                sweep_models=2,
+                levers_width=16,
+                levers_models=2,
                 memory_encodings=("none",),
                 memory_length=16,
                 memory_analysis_batch=2,

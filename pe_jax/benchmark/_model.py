@@ -1,12 +1,10 @@
 """Model-level measurements: the training step per encoding, seeds in one program, host
-dispatch per step, and the evaluation sweep over lengths."""
+dispatch per step (the evaluation sweep is `_eval`'s)."""
 
 from __future__ import annotations
 
 import dataclasses
-import statistics
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -14,9 +12,8 @@ import jax.numpy as jnp
 
 from pe_jax.benchmark._profile import op_profile
 from pe_jax.benchmark._timing import measure_chain
-from pe_jax.evaluation import evaluate
 from pe_jax.nn import TransformerConfig
-from pe_jax.tasks import bucket_width, get_task
+from pe_jax.tasks import get_task
 from pe_jax.training import Settings, TrainProgram, make_mesh, make_train_program, seed_keys
 
 LAYOUT = "encoder"
@@ -195,121 +192,6 @@ def _dispatch_loop(program: TrainProgram, state, keys, *, steps: int, every: int
         "dispatch_median_s": median,
         "dispatch_fraction": median / loop_step,
         "compilations": program.traces[0],
-    }
-
-
-class _CompileCounter:
-    """Counts XLA backend compilations (jax.monitoring events) while it is active."""
-
-    EVENT = "/jax/core/compile/backend_compile_duration"
-
-    def __init__(self):
-        self.count = 0
-
-    def __call__(self, event: str, duration: float, **kwargs) -> None:
-        del duration, kwargs
-        if event == self.EVENT:
-            self.count += 1
-
-    def __enter__(self):
-        jax.monitoring.register_event_duration_secs_listener(self)
-        return self
-
-    def __exit__(self, *exc):
-        jax.monitoring.unregister_event_duration_listener(self)
-
-
-def bucket_sample(model: ReferenceModel, lengths: Sequence[int], per_bucket: int) -> list[int]:
-    """The first `per_bucket - 1` lengths and the last length of every padded-width bucket."""
-    task = get_task(model.task)
-    buckets: dict[int, list[int]] = {}
-    for t in lengths:
-        buckets.setdefault(bucket_width(task.width(t, LAYOUT)), []).append(t)
-    picked = set()
-    for members in buckets.values():
-        picked.update(members[: max(per_bucket - 1, 1)] + members[-1:])
-    return sorted(picked)
-
-
-def _timed_eval_programs(times: dict[int, list[float]]):
-    """An `evaluate` on_program hook that records each call's time by padded width.
-
-    Instrumentation only: the wrapper waits for each call (evaluate itself does not), which
-    costs nothing measurable next to a forward pass of 64 examples.
-    """
-
-    def on_program(width, program):
-        def timed(*args):
-            start = time.perf_counter()
-            out = jax.block_until_ready(program(*args))
-            times.setdefault(width, []).append(time.perf_counter() - start)
-            return out
-
-        return timed
-
-    return on_program
-
-
-def eval_sweep(
-    model: ReferenceModel,
-    encoding: str,
-    *,
-    lengths: Sequence[int],
-    samples: int,
-    per_bucket: int | None = None,
-) -> dict[str, Any]:
-    """Wall time and compilations of `pe_jax.evaluation.evaluate` over `lengths` (one seed).
-
-    `num_compilations` is evaluate's own count (one program per padded bucket plus the
-    sampler); `xla_compilations` counts every XLA compilation observed during the call,
-    including small eager helpers, as an independent check. With `per_bucket`, only that many
-    lengths of each bucket are evaluated (every bucket still compiles), and the wall time of
-    the whole sweep is estimated by adding, per bucket, the median time of a call after the
-    first (a compiled program at that width) for every length left out.
-    """
-    sweep = bucket_sample(model, lengths, per_bucket) if per_bucket else list(lengths)
-    times: dict[int, list[float]] = {}
-    with jax.set_mesh(make_mesh()):
-        program, state, _ = build_program(model, encoding)
-        jax.block_until_ready(state)
-        with _CompileCounter() as counter:
-            start = time.perf_counter()
-            result = evaluate(
-                state,
-                program.graphdef,
-                task=get_task(model.task),
-                layout=LAYOUT,
-                lengths=sweep,
-                samples=samples,
-                on_program=_timed_eval_programs(times),
-            )
-            wall = time.perf_counter() - start
-    task = get_task(model.task)
-    full_counts: dict[int, int] = {}
-    for t in lengths:
-        w = bucket_width(task.width(t, LAYOUT))
-        full_counts[w] = full_counts.get(w, 0) + 1
-    estimate = wall
-    per_width = {}
-    for w, calls in sorted(times.items()):
-        steady = statistics.median(calls[1:]) if len(calls) > 1 else calls[0]
-        estimate += (full_counts.get(w, 0) - len(calls)) * steady
-        per_width[str(w)] = {"calls": len(calls), "first_s": calls[0], "steady_s": steady}
-    lengths = list(lengths)
-    return {
-        "encoding": encoding,
-        "task": model.task,
-        "min_length": min(lengths),
-        "max_length": max(lengths),
-        "num_lengths": len(lengths),
-        "evaluated_lengths": len(sweep),
-        "samples": samples,
-        "bucket_widths": sorted(set(result["widths"])),
-        "wall_s": wall,
-        "full_sweep_estimate_s": estimate,
-        "per_width": per_width,
-        "num_compilations": result["num_compilations"],
-        "xla_compilations": counter.count,
     }
 
 

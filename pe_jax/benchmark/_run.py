@@ -16,10 +16,11 @@ import jax
 from pe_jax._names import did_you_mean
 from pe_jax.benchmark._compare import compare_on_workload, compare_with_peer
 from pe_jax.benchmark._config import DEFAULT_SECTIONS, SECTIONS, BenchmarkConfig
+from pe_jax.benchmark._eval import eval_levers, eval_sweep
 from pe_jax.benchmark._jobs import sweep_jobs
 from pe_jax.benchmark._kernels import bias_rows, copy_floor, matmul_floor, rope_rows
 from pe_jax.benchmark._memory import MemoryRequest, forward_memory
-from pe_jax.benchmark._model import eval_sweep, profile_train_step, time_train_step
+from pe_jax.benchmark._model import profile_train_step, time_train_step
 from pe_jax.benchmark._peers import best_threads, peers_available
 from pe_jax.benchmark._science import science_section
 from pe_jax.benchmark._science_runs import check_device
@@ -268,9 +269,23 @@ def run_benchmark(
             config.sweep_encoding,
             lengths=config.sweep_lengths,
             samples=config.sweep_samples,
+            models=config.sweep_models,
             per_bucket=config.sweep_per_bucket,
         )
         log(f"sweep: {out['sweep']['wall_s']:.1f} s, {out['sweep']['num_compilations']} programs")
+    if "eval_levers" in sections:
+        out["eval_levers"] = eval_levers(
+            config.model,
+            config.sweep_encoding,
+            width=config.levers_width,
+            samples=config.sweep_samples,
+            models=config.levers_models,
+            repeats=config.repeats,
+        )
+        log(
+            "eval levers: "
+            + ", ".join(f"{r['variant']} {r['run_s']:.2f} s" for r in out["eval_levers"])
+        )
     if "memory" in sections:
         out["memory"] = _memory_section(config, log)
     if "peers" in sections:

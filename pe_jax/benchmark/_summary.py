@@ -18,7 +18,11 @@ STEP_COST_LIMITS = {
     "fire": 1.5,
 }
 ROPE_FRACTION = 0.70
-MAX_EVAL_COMPILATIONS = 10
+# Evaluation 1..500 at the encoder protocol's widths: 6 power-of-two buckets up to 256 slots
+# and 12 steps of 64 above (320..1024), plus the sampler. Was 10 under power-of-two buckets;
+# the sweep line states the trade (compile seconds added, run seconds saved).
+MAX_EVAL_COMPILATIONS = 20
+MAX_EVAL_MINUTES = 10.0  # the 1..N evaluation of one run (all its models), estimated
 # The encoder protocol's task workload (a length per step): pe_jax in its width buckets over
 # x-transformers on the same batches at their exact width, at least.
 WORKLOAD_RATIO = 1.0
@@ -56,6 +60,12 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         targets.append(
             target(name, sweep["num_compilations"], MAX_EVAL_COMPILATIONS, at_least=False)
         )
+        name = (
+            f"evaluation {sweep['min_length']}..{sweep['max_length']}: minutes per "
+            f"{sweep.get('models', 1)}-model run (estimated)"
+        )
+        minutes = sweep["full_sweep_estimate_s"] / 60
+        targets.append(_target(name, minutes, MAX_EVAL_MINUTES, at_least=False))
     memory = results.get("memory")
     if memory:
         for row in memory["rows"]:
@@ -244,9 +254,29 @@ def format_table(results: dict[str, Any]) -> str:
             "",
             f"Evaluation sweep ({s['encoding']}, {s['task']}, encoder): lengths "
             f"{s['min_length']}..{s['max_length']} ({s['num_lengths']} lengths; {evaluated}), "
-            f"{s['samples']} samples each: {s['wall_s']:.1f} s wall, {s['num_compilations']} "
-            f"programs compiled (buckets {s['bucket_widths']}), {s['xla_compilations']} XLA "
-            "compilations observed.",
+            f"{s['samples']} samples each, {s.get('models', 1)} models in each program: "
+            f"{s['wall_s']:.1f} s wall, {s['num_compilations']} programs compiled (buckets "
+            f"{s['bucket_widths']}), {s['xla_compilations']} XLA compilations observed.",
+        ]
+        for policy, e in s.get("by_policy", {}).items():
+            if e["total_s"] is not None:
+                out.append(
+                    f"- buckets {policy}: {e['programs']} programs, {e['compile_s']:.0f} s "
+                    f"compiling + {e['run_s']:.0f} s running = {e['total_s']:.0f} s (estimated "
+                    "from the per-width times above)"
+                )
+    if "eval_levers" in results:
+        rows = results["eval_levers"]
+        out += [
+            "",
+            f"Evaluation program levers at width {rows[0]['width']}, {rows[0]['samples']} "
+            f"examples, {rows[0]['models']} models (interleaved, medians):",
+        ]
+        out += [
+            f"- {r['variant']}: compile {r['compile_s']:.1f} s, run {r['run_s']:.2f} s "
+            f"({r['run_relative']:.2f}x; CPU {r['run_cpu_relative']:.2f}x), metrics differ by "
+            f"{r['max_metric_difference']:.1e}"
+            for r in rows
         ]
     if "memory" in results:
         mem = results["memory"]

@@ -3,8 +3,14 @@
 Every length T of the grid is evaluated on `samples` examples from a fixed evaluation key, the
 same for every encoding and seed, so numbers are comparable across runs. The examples of all
 lengths are drawn by one sampler program at the widest width, then cropped to the bucket width
-of their length (the next power of two): the examples do not depend on the bucketing, and
-bucketed evaluation equals unpadded evaluation up to float rounding (padding is masked).
+of their length (`pe_jax.tasks.bucket_width`: the next power of two up to 256 slots, the next
+multiple of 64 above): the examples do not depend on the bucketing, and bucketed evaluation
+equals unpadded evaluation up to float rounding (padding is masked).
+
+The S models of a run (seeds x learning rates, stacked on a leading axis) are evaluated by the
+same program: one compilation per bucket whatever S. On a CPU the program loops over the
+models (`lax.map`), so each model's [B, H, L, S] attention work stays one model wide; on GPU
+and TPU it batches them (`vmap`).
 
 Besides the per-length means, evaluation keeps every example's exact match and token accuracy
 (for paired comparisons between encodings on the same examples), and `baselines` scores the
@@ -20,21 +26,38 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from pe_jax._validate import check_choice
 from pe_jax.loss import example_scores, logits, per_example_metrics
 from pe_jax.tasks import Task, bucket_width, task_baselines
 
 METRICS = ("token_accuracy", "exact_match", "loss")
 PER_EXAMPLE = ("exact_match", "token_accuracy")
 BASELINE_SAMPLES = 256  # examples per length for the baselines: seconds on a CPU
+MODEL_LOOPS = ("auto", "map", "vmap")
 
 
-def make_eval_program(graphdef: nnx.GraphDef, *, width: int):
-    """A jitted, seed-vmapped function (params, rest, batch [B, W_max], key) -> metrics [S].
+def make_eval_program(
+    graphdef: nnx.GraphDef,
+    *,
+    width: int,
+    model_loop: str = "auto",
+    compiler_options: dict[str, str] | None = None,
+):
+    """A jitted function (params, rest, batch [B, W_max], key) -> metrics [S] over S models.
 
     The batch is cropped to the static `width` inside the program. Besides the means
     ("token_accuracy", "exact_match", "loss": [S]) it returns each example's scores
     "exact_match_per_example" (bool [S, B]) and "token_accuracy_per_example" (float32 [S, B]).
+    `model_loop` is how the S models are computed: "map" one after another (`lax.map`),
+    "vmap" batched, "auto" "map" on a CPU default backend and "vmap" elsewhere; every model
+    sees the same batch and key either way. `compiler_options` go to XLA (`jax.jit`'s).
+
+    Raises:
+      ValueError: an unknown model_loop.
     """
+    check_choice("model_loop", model_loop, MODEL_LOOPS)
+    if model_loop == "auto":
+        model_loop = "map" if jax.default_backend() == "cpu" else "vmap"
 
     def one(params, rest, batch, key):
         batch = jax.tree.map(lambda x: x[:, :width] if x.ndim == 2 else x, batch)
@@ -44,7 +67,14 @@ def make_eval_program(graphdef: nnx.GraphDef, *, width: int):
         metrics.update({f"{k}_per_example": v for k, v in example_scores(out, batch).items()})
         return metrics
 
-    return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None)))
+    if model_loop == "vmap":
+        over_models = jax.vmap(one, in_axes=(0, 0, None, None))
+    else:
+
+        def over_models(params, rest, batch, key):
+            return jax.lax.map(lambda pr: one(pr[0], pr[1], batch, key), (params, rest))
+
+    return jax.jit(over_models, compiler_options=compiler_options)
 
 
 def evaluate(
@@ -59,6 +89,8 @@ def evaluate(
     bucketed: bool = True,
     on_program: Callable[[int, Callable], Callable] | None = None,
     batch_size: int | None = None,
+    model_loop: str = "auto",
+    compiler_options: dict[str, str] | None = None,
 ) -> dict:
     """Per-length metrics of S models (a seed-stacked state) on `task`.
 
@@ -68,8 +100,8 @@ def evaluate(
       task, layout: what to evaluate; `lengths` are input lengths T (>= 1).
       samples: examples per length, weighted equally (so every length weighs the same).
       seed: the evaluation seed: the same examples for every model.
-      bucketed: pad to power-of-two buckets (few programs); False compiles one program per
-        distinct width (the unpadded reference).
+      bucketed: pad to `bucket_width`'s buckets (few programs); False compiles one program
+        per distinct width (the unpadded reference).
       on_program: called as ``on_program(width, program)`` once per padded width, when its
         program is built; what it returns is called in the program's place (e.g. a wrapper
         that times each call). Programs are called as (params, rest, batch, key) -> metrics.
@@ -78,6 +110,8 @@ def evaluate(
         examples of a length are drawn at once) and the sub-batches' metrics are pooled as one
         batch's would be, so the metrics do not either (up to float rounding), except for
         randomized encodings, which draw their positions per call.
+      model_loop, compiler_options: how each bucket's program computes the S models and
+        the XLA options it is compiled with (see `make_eval_program`).
 
     Returns:
       {"lengths": [n], "widths": [n], "metrics": {name: float array [S, n]},
@@ -86,9 +120,10 @@ def evaluate(
        every model evaluated with this `seed`), "num_compilations": int}.
 
     Raises:
-      ValueError: empty or non-positive lengths, samples < 1, or samples not a multiple of a
-        smaller batch_size.
+      ValueError: empty or non-positive lengths, samples < 1, samples not a multiple of a
+        smaller batch_size, or an unknown model_loop.
     """
+    check_choice("model_loop", model_loop, MODEL_LOOPS)
     lengths = [int(t) for t in lengths]
     if not lengths or min(lengths) < 1:
         raise ValueError(f"lengths must be a non-empty list of ints >= 1, got {lengths[:5]}...")
@@ -110,7 +145,9 @@ def evaluate(
             jax.random.fold_in(key, 0), batch_size=samples, length=t, layout=layout
         )
         if w not in programs:
-            programs[w] = make_eval_program(graphdef, width=w)
+            programs[w] = make_eval_program(
+                graphdef, width=w, model_loop=model_loop, compiler_options=compiler_options
+            )
             if on_program is not None:
                 programs[w] = on_program(w, programs[w])
         model_key = jax.random.fold_in(key, 1)

@@ -28,7 +28,7 @@ from flax import nnx
 from pe_jax._validate import check_choice
 from pe_jax.nn._base import Encoding
 from pe_jax.nn._config import ATTENTION_IMPLS, TransformerConfig
-from pe_jax.nn._cpu_attention import cpu_attention
+from pe_jax.nn._cpu_attention import BLOCK_ELEMENTS, cpu_attention
 
 # Same role as the large negative number of jax.nn.dot_product_attention: finite, so fully
 # masked rows give a uniform softmax rather than NaN, and far below any real logit.
@@ -71,6 +71,7 @@ def attend(
     mask: jax.Array | None = None,
     is_causal: bool = False,
     implementation: str = "auto",
+    block_logits: int = BLOCK_ELEMENTS,
 ) -> jax.Array:
     """Scaled dot-product attention with an encoding's logits and content hooks.
 
@@ -90,13 +91,25 @@ def attend(
         `jax.nn.dot_product_attention` (cuDNN / TPU kernels where the backend has them),
         "cpu" the custom-gradient einsum attention of `_cpu_attention` (faster on XLA:CPU),
         "auto" picks "cpu" when the default backend is the CPU and "xla" otherwise.
+      block_logits: "cpu" only: a gradient-free pass over long keys runs in blocks of query
+        rows of at most this many logits, never holding [B, H, L, S] whole (`_cpu_attention`;
+        the same values); 0 = one block.
 
     Returns:
       [B, L, H, K] in v's dtype.
     """
     scale = 1.0 / math.sqrt(q.shape[-1])
     if not encoding.uses_content and resolve_implementation(implementation) == "cpu":
-        return cpu_attention(q, k, v, bias=bias, mask=mask, scale=scale, is_causal=is_causal)
+        return cpu_attention(
+            q,
+            k,
+            v,
+            bias=bias,
+            mask=mask,
+            scale=scale,
+            is_causal=is_causal,
+            block_logits=block_logits,
+        )
     bias = _broadcast_batch(bias, q.shape[0])
     if not encoding.uses_content:
         return jax.nn.dot_product_attention(
@@ -189,6 +202,10 @@ class Attention(nnx.Module):
     with `self.sow(nnx.Intermediate, "attention_probs", probs)`; read them back by running the
     model under `nnx.capture(..., nnx.Intermediate)`. When False, the fast path never
     materialises the probabilities and nothing is recorded.
+
+    `block_logits` (`attend`'s; default `BLOCK_ELEMENTS`, 0 = never block) bounds the logits
+    a gradient-free pass of the CPU kernel holds at once; set it on a copy with
+    `nnx.with_attributes` as above.
     """
 
     def __init__(self, config: TransformerConfig, *, rngs: nnx.Rngs):
@@ -209,6 +226,7 @@ class Attention(nnx.Module):
         self.query, self.key, self.value, self.out = linear(), linear(), linear(), linear()
         self.sow_attention_probs = False
         self.implementation = config.attention_impl
+        self.block_logits = BLOCK_ELEMENTS
 
     def __call__(
         self,
@@ -270,7 +288,14 @@ class Attention(nnx.Module):
             self.sow(nnx.Intermediate, "attention_probs", probs)
             y = _apply_probs(probs, v, encoding, positions, k_positions)
         else:
-            y = attend(q, k, v, implementation=self.implementation, **kwargs)
+            y = attend(
+                q,
+                k,
+                v,
+                implementation=self.implementation,
+                block_logits=self.block_logits,
+                **kwargs,
+            )
         return over_tokens(self.out, y.reshape(batch, length, -1)), cache
 
 

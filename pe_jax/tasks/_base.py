@@ -73,13 +73,26 @@ class Example(NamedTuple):
     answer_length: jax.Array
 
 
+# Evaluation buckets: powers of two up to BUCKET_POWERS_UP_TO slots, then every
+# BUCKET_STEP slots. Above 256 a power of two pads a sequence by up to half its width, and
+# attention's cost grows with the square of the width (lengths 257..500 of the encoder protocol
+# ran at 1,024 slots); steps of 64 pad by at most 63 slots, for one more program per step.
+BUCKET_POWERS_UP_TO = 256
+BUCKET_STEP = 64
+
+
 def bucket_width(width: int, *, min_width: int = 8) -> int:
-    """The padded width of a sequence of `width` tokens: the next power of two >= width.
+    """The padded width of a sequence of `width` tokens: the next power of two >= width up to
+    `BUCKET_POWERS_UP_TO`, the next multiple of `BUCKET_STEP` above it (e.g. 300 -> 320,
+    1000 -> 1024, 1030 -> 1088), and at least `min_width`.
 
     Evaluation pads every length to its bucket, so a grid of lengths compiles a few programs;
     the config check uses it to know the widest width an encoding must address.
     """
-    return max(min_width, 1 << (int(width) - 1).bit_length())
+    width = int(width)
+    if width > BUCKET_POWERS_UP_TO:
+        return -(-width // BUCKET_STEP) * BUCKET_STEP
+    return max(min_width, 1 << (width - 1).bit_length())
 
 
 def constant_like(length: Length, value: int) -> Length:
