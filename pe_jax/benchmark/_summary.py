@@ -65,7 +65,7 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"{sweep.get('models', 1)}-model run (estimated)"
         )
         minutes = sweep["full_sweep_estimate_s"] / 60
-        targets.append(_target(name, minutes, MAX_EVAL_MINUTES, at_least=False))
+        targets.append(target(name, minutes, MAX_EVAL_MINUTES, at_least=False))
     memory = results.get("memory")
     if memory:
         for row in memory["rows"]:
