@@ -115,8 +115,9 @@ def base_config(*, task: str, protocol: str) -> ml_collections.ConfigDict:
     # trainer); "per_example" = a length per example, all padded to the longest (one program).
     c.train.length_sampling = "per_batch" if protocol == "encoder" else "per_example"
     # per_batch: widths are rounded up to a multiple of this (one compiled program per width
-    # used, capped at the training width); larger = fewer programs, more padding.
-    c.train.bucket_multiple = 16
+    # used, capped at the training width); larger = fewer programs, more padding. 0 = chosen
+    # from the run's planned steps x models (pe_jax.training._lengths.choose_bucket_multiple).
+    c.train.bucket_multiple = 0
 
     c.eval = ml_collections.ConfigDict()
     # Explicit input lengths; empty = min_length..max_length by stride (stride 1 = dense:

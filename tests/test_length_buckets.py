@@ -17,6 +17,7 @@ def settings(arg="", **fields):
     """Copy, smoke model, train lengths 1..16: widths 2..32 in the encoder layout."""
     c = get_config("smoke" + ("," + arg if arg else ""))
     c.train.max_length, c.eval.lengths, c.seeds = 16, (1, 2), (0, 1)
+    c.train.bucket_multiple = 16  # fixed here ("auto" would follow the steps): widths 16, 32
     for key, value in fields.items():
         section, leaf = key.split(".")
         c[section][leaf] = value
@@ -50,11 +51,12 @@ def bucketed():
 def test_defaults_follow_the_protocol_and_bad_values_name_the_field():
     assert settings().length_sampling == "per_batch"  # the official encoder trainer
     assert settings("protocol=decoder").length_sampling == "per_example"
-    assert settings().bucket_multiple == 16
+    assert get_config("smoke").train.bucket_multiple == 0  # "auto" by default
+    assert settings(**{"train.bucket_multiple": 0}).bucket_multiple == 32  # a short run
     with pytest.raises(ValueError, match="config.train.length_sampling"):
         settings(**{"train.length_sampling": "per_token"})
     with pytest.raises(ValueError, match="config.train.bucket_multiple"):
-        settings(**{"train.bucket_multiple": 0})
+        settings(**{"train.bucket_multiple": -1})
 
 
 def test_step_lengths_depend_on_the_step_alone_and_are_uniform():
@@ -149,3 +151,39 @@ def test_restart_from_a_saved_state_is_bit_identical(bucketed):
     assert {program.step.schedule.width(t) for t in range(3, STEPS)} == {16, 32}
     for a, b in zip(jax.tree.leaves(host(state)), jax.tree.leaves(states[-1]), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def _choose(model_steps, **kw):
+    from pe_jax.tasks import get_task
+    from pe_jax.training._lengths import choose_bucket_multiple
+
+    task = get_task("reverse")  # encoder layout: width 2 L, lengths 1..40 -> widths 2..80
+    return choose_bucket_multiple(
+        task, "encoder", min_length=1, max_length=40, cap=80, model_steps=model_steps, **kw
+    )
+
+
+def test_auto_buckets_weigh_compilations_against_planned_steps():
+    from pe_jax.training._lengths import BUCKET_MULTIPLES
+
+    picks = [_choose(n) for n in (1, 100, 1_000, 10_000, 100_000, 10**7)]
+    assert picks[0] == max(BUCKET_MULTIPLES)  # a short run: fewest programs
+    assert picks[-1] == 2  # a long run: exact widths (1 and 2 tie on even widths: the coarser)
+    assert picks == sorted(picks, reverse=True)  # more planned steps, finer buckets
+    # Costlier compilation moves the choice towards coarser buckets.
+    assert _choose(10_000, compile_model_steps=1e6) == max(BUCKET_MULTIPLES)
+
+
+def test_auto_bucket_multiple_resolves_from_steps_and_models():
+    from pe_jax.training._lengths import choose_bucket_multiple
+
+    s = settings(**{"train.length_sampling": "per_batch", "train.bucket_multiple": 0})
+    expected = choose_bucket_multiple(
+        s.task, s.protocol, min_length=s.min_length, max_length=s.max_length,
+        cap=s.train_width, model_steps=s.steps * len(s.models),
+    )  # fmt: skip
+    assert s.bucket_multiple == expected >= 1
+    per_example = settings(**{"train.length_sampling": "per_example", "train.bucket_multiple": 0})
+    assert per_example.bucket_multiple == 16  # one program whatever the multiple
+    with pytest.raises(ValueError, match="config.train.bucket_multiple"):
+        settings(**{"train.bucket_multiple": -1})

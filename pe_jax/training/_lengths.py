@@ -7,11 +7,27 @@ seed trained alone sees the lengths it sees beside other seeds, and not from the
 so a resumed run draws the lengths of an uninterrupted one. Each step then runs the program of
 its length's bucket: the width the length needs, rounded up to a multiple of `bucket_multiple`
 and capped at the training width, so a run compiles one program per bucket it uses.
+
+Finer buckets waste fewer slots a step but compile more programs. `bucket_multiple=0` ("auto",
+`choose_bucket_multiple`) weighs the two from the run's planned model-steps (steps x models),
+in units of one model-step at the training width W:
+- a step at width w costs FIXED_STEP_SHARE + (1 - FIXED_STEP_SHARE) f(w) / f(W), with
+  f(w) = w + w**2 / STEP_COST_WIDTH (the width-dependent part: the fit t(w) = 2.5e-3 w +
+  9.5e-5 w**2 s of the reference encoder step on this project's CPU, whose linear and
+  quadratic terms balance at w ~ 26) and a share that does not depend on the width (the
+  optimizer update, the sampler, the program's launch);
+- one program's compilation costs COMPILE_MODEL_STEPS.
+Both constants come from one measurement on this project's 2-core CPU (2026-12-08, reference
+model, rope, 2 models in a program, under background load: `python -m experiments.throughput
+--lever=buckets --models=2 --rounds=2 --steps=20`): exact widths took 0.969 CPU s a step
+against 1.063 in buckets of 16 (9% less, where f alone predicts 19%: hence a fixed share of
+0.35), and the 22 extra programs ~17 CPU s each, ~34 model-steps of 0.53 CPU s.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +36,12 @@ import numpy as np
 from pe_jax.tasks import Task
 
 LENGTH_SAMPLINGS = ("per_batch", "per_example")
+# Candidate multiples of "auto", finest first; a tie goes to the coarser (fewer programs).
+BUCKET_MULTIPLES = (1, 2, 4, 8, 16, 32)
+# The step cost model of "auto" (see the module docstring for the measurement).
+STEP_COST_WIDTH = 26.0  # width at which a step's linear and quadratic costs are equal
+FIXED_STEP_SHARE = 0.35  # the share of a step at the training width that no width changes
+COMPILE_MODEL_STEPS = 34.0  # one training program's compilation, in model-steps at width W
 # Fixed, so that the lengths of a step never depend on the seeds or on the run.
 LENGTH_SALT = 0x1E6
 # Lengths are drawn CHUNK steps at a time, on chunk boundaries: a step's length is the same
@@ -96,3 +118,35 @@ class LengthSchedule:
             multiple=self._multiple,
             cap=self._cap,
         )
+
+
+def choose_bucket_multiple(
+    task: Task,
+    layout: str,
+    *,
+    min_length: int,
+    max_length: int,
+    cap: int,
+    model_steps: int,
+    compile_model_steps: float = COMPILE_MODEL_STEPS,
+) -> int:
+    """The multiple of `BUCKET_MULTIPLES` with the least predicted cost for a run of
+    `model_steps` model-steps (steps x models) with lengths uniform over [min_length,
+    max_length]: its programs' compilations plus its steps' expected cost, both in model-steps
+    at the training width `cap` (see the module docstring)."""
+
+    def f(width: int) -> float:
+        return width + width * width / STEP_COST_WIDTH
+
+    def cost(width: int) -> float:  # one model-step at `width`, in model-steps at `cap`
+        return FIXED_STEP_SHARE + (1 - FIXED_STEP_SHARE) * f(width) / f(cap)
+
+    lengths = range(min_length, max_length + 1)
+    best, best_cost = None, math.inf
+    for multiple in reversed(BUCKET_MULTIPLES):  # coarsest first: a tie keeps the coarser
+        widths = [bucket_for(task, t, layout, multiple=multiple, cap=cap) for t in lengths]
+        steps_cost = model_steps * sum(cost(w) for w in widths) / len(widths)
+        total = len(set(widths)) * compile_model_steps + steps_cost
+        if total < best_cost:
+            best, best_cost = multiple, total
+    return best

@@ -128,7 +128,7 @@ def check_resources(config, *, task, protocol: str, train_max: int, eval_max: in
     eval_batch = config.eval.get("batch_size") or samples
     eval_batch = min(check_int("config.eval.batch_size", eval_batch), samples)
     multiple = config.train.get("bucket_multiple", 16)
-    multiple = max(int(multiple), 1)
+    multiple = max(int(multiple), 1)  # 0 = auto: at most the task's width
     train_width = math.ceil(task.width(train_max, protocol) / multiple) * multiple
     eval_width = bucket_width(task.width(eval_max, protocol))
     parts = estimate_memory(

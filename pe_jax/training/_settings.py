@@ -25,7 +25,11 @@ from pe_jax._validate import (
 )
 from pe_jax.nn import Transformer, TransformerConfig
 from pe_jax.tasks import Task, bucket_width, get_task, list_tasks
-from pe_jax.training._lengths import LENGTH_SAMPLINGS, default_length_sampling
+from pe_jax.training._lengths import (
+    LENGTH_SAMPLINGS,
+    choose_bucket_multiple,
+    default_length_sampling,
+)
 from pe_jax.training._optim import OPTIMIZERS, SCHEDULES, make_optimizer
 from pe_jax.training._resources import check_resources
 from pe_jax.user_modules import import_modules
@@ -191,7 +195,7 @@ def settings_from_config(config: ml_collections.ConfigDict) -> Settings:
     ints = {name: _int(config, path) for name, path in _SETTINGS_INTS.items()}
     t = config.train
     optimizer = optimizer_settings(config, total_steps=ints["steps"])
-    return Settings(
+    settings = Settings(
         task=task,
         protocol=protocol,
         model=model,
@@ -209,6 +213,7 @@ def settings_from_config(config: ml_collections.ConfigDict) -> Settings:
         eval_batch_size=_eval_batch_size(config, ints["eval_samples"]),
         **ints,
     )
+    return _resolve_buckets(settings)
 
 
 def _gate_settings(t, min_length: int, max_length: int) -> dict:
@@ -288,10 +293,32 @@ def _length_fields(train, protocol: str) -> dict:
     sampling = train.get("length_sampling", default_length_sampling(protocol))
     return {
         "length_sampling": check_choice("config.train.length_sampling", sampling, LENGTH_SAMPLINGS),
-        "bucket_multiple": check_int(
-            "config.train.bucket_multiple", train.get("bucket_multiple", 16), minimum=1
-        ),
+        "bucket_multiple": _bucket_multiple(train.get("bucket_multiple", 16)),
     }
+
+
+def _bucket_multiple(value) -> int:
+    """config.train.bucket_multiple: a positive int, or 0 = chosen from the run's planned steps
+    (`_resolve_buckets`)."""
+    return check_int("config.train.bucket_multiple", value, minimum=0)
+
+
+def _resolve_buckets(s: Settings) -> Settings:
+    """`s` with bucket_multiple 0 ("auto") replaced by `choose_bucket_multiple`'s pick for its
+    steps x models (a per-example run has one program: 16 is kept)."""
+    if s.bucket_multiple != 0:
+        return s
+    multiple = 16
+    if s.length_sampling == "per_batch":
+        multiple = choose_bucket_multiple(
+            s.task,
+            s.protocol,
+            min_length=s.min_length,
+            max_length=s.max_length,
+            cap=s.train_width,
+            model_steps=s.steps * len(s.models),
+        )
+    return dataclasses.replace(s, bucket_multiple=multiple)
 
 
 def _eval_batch_size(config, samples: int) -> int | None:
