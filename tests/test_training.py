@@ -175,6 +175,7 @@ def _train_cmd(workdir, steps, max_length):
         f"--config.train.max_length={max_length}",
         "--config.train.checkpoint_every=5",
         "--config.train.log_every=5",
+        "--config.train.bucket_multiple=16",  # fixed: "auto" would pick one bucket for 1..16
         f"--workdir={workdir}",
     ]
 
@@ -201,6 +202,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path, max_length):
     assert not (killed / "results.json").exists()
     subprocess.run(cmd, cwd=root, check=True, capture_output=True)
     fields = {"train.steps": steps, "train.checkpoint_every": 5, "train.log_every": 5}
+    fields["train.bucket_multiple"] = 16
     config = tiny(**fields, **{"train.max_length": max_length})
     train_and_evaluate(config, clean, log=quiet)
     a = json.loads((killed / "results.json").read_text())
