@@ -15,10 +15,12 @@ flags are read when the backend starts). The entry points in `experiments/` do; 
   non-main arena cannot hold it) and unmaps it on `free`, so every step writes to new pages:
   the reference step's 612 MB buffer cost 150,000 minor page faults a step here. With one
   arena, no mmap for large blocks and no trimming (glibc's `mallopt`: M_ARENA_MAX,
-  M_MMAP_MAX, M_TRIM_THRESHOLD), the buffer stays mapped and is reused: 0 faults a step and
-  0.87 -> 0.54 s a step on this project's 2-core CPU (`experiments/benchmark.py`, section
-  "allocator", measures it). The price is that freed host memory is kept by the process
-  for reuse rather than returned to the system. `PE_JAX_KEEP_HOST_MEMORY=0` turns it off.
+  M_MMAP_MAX, M_TRIM_THRESHOLD), the buffer stays mapped and is reused: 0 faults a step, and
+  one model's step went from 0.84-0.90 to 0.54-0.67 s on this project's 2-core CPU. With a
+  run's 10 models in one program it gained nothing (0.99x; `python -m experiments.throughput
+  --lever=host_memory --models=10`, docs/performance.md). The price is that freed host memory
+  is kept by the process for reuse rather than returned to the system.
+  `PE_JAX_KEEP_HOST_MEMORY=0` turns it off.
 """
 
 from __future__ import annotations
