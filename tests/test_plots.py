@@ -163,3 +163,16 @@ def test_a_panel_no_model_learned_says_so_once(tmp_path):
         "not_learned:none",
         "not_learned:rope",
     ]
+
+
+def test_cost_axis_leaves_out_runs_without_a_timed_step():
+    from types import SimpleNamespace
+
+    from pe_jax.reporting._plots import cpu_seconds_per_step
+
+    def run(value):
+        return SimpleNamespace(results=SimpleNamespace(cpu_seconds_per_step=value))
+
+    assert cpu_seconds_per_step(run(0.25)) == 0.25
+    # A run resumed after its last step trained nothing in that session: 0 is no cost.
+    assert [cpu_seconds_per_step(run(v)) for v in (None, 0.0, float("nan"))] == [None] * 3

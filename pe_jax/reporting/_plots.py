@@ -317,9 +317,13 @@ def plot_accuracy_vs_length(
 
 
 def cpu_seconds_per_step(run: Run) -> float | None:
-    """The run's process CPU seconds per training step (results.json, schema 3), or None."""
+    """The run's process CPU seconds per training step (results.json, schema 3), or None when
+    absent or not positive (a run whose last session trained no step, e.g. one resumed after
+    its last step, records 0)."""
     value = run.results.cpu_seconds_per_step
-    return None if value is None else float(value)
+    if value is None or not math.isfinite(float(value)) or float(value) <= 0:
+        return None
+    return float(value)
 
 
 def cost_figure(
