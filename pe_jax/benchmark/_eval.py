@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from pe_jax._compile import FEW_RUNS
 from pe_jax.benchmark._model import LAYOUT, ReferenceModel, build_program
 from pe_jax.evaluation import evaluate, make_eval_program
 from pe_jax.tasks import bucket_width, get_task
@@ -24,7 +25,7 @@ from pe_jax.training import make_mesh
 
 # XLA:CPU options tried by `eval_levers` on the evaluation programs (accepted by JAX 0.10's
 # CPU client; unknown names are rejected at compile time).
-LOW_OPTIMIZATION = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+LOW_OPTIMIZATION = FEW_RUNS  # the options of programs run once (pe_jax._compile)
 
 
 class _CompileCounter:
